@@ -1,0 +1,1 @@
+"""Clinical content as data (installed as ``cds.content``): no code lives here."""

@@ -1,0 +1,103 @@
+"""FHIR dates as they come in real records: partial (``2020``, ``2020-05``), full, or date-times with offsets.
+
+Two dates of different precision are compared at the coarser one ("compare at month granularity when the day is
+missing"); a recency check uses the earliest day a partial date could mean, so a vague date never looks fresher
+than it may be.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal
+
+Precision = Literal["year", "month", "day"]
+_PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+_RANK = {"year": 0, "month": 1, "day": 2}
+
+
+@dataclass(frozen=True)
+class FhirDate:
+    """A date with the precision it was recorded at; ``start``/``end`` are the first/last day it covers."""
+
+    start: date
+    end: date
+    precision: Precision
+
+    def __str__(self) -> str:
+        if self.precision == "year":
+            return f"{self.start.year:04d}"
+        if self.precision == "month":
+            return f"{self.start.year:04d}-{self.start.month:02d}"
+        return self.start.isoformat()
+
+    def _key(self, precision: Precision) -> tuple[int, ...]:
+        parts = (self.start.year, self.start.month, self.start.day)
+        return parts[: _RANK[precision] + 1]
+
+
+def parse_date(value: object) -> FhirDate | None:
+    """Read a FHIR date/dateTime/instant (string, ``date`` or ``datetime``); ``None`` when absent or unreadable."""
+    if isinstance(value, datetime):
+        day = value.date()  # the calendar day as recorded, in the record's own offset
+        return FhirDate(day, day, "day")
+    if isinstance(value, date):
+        return FhirDate(value, value, "day")
+    if not isinstance(value, str):
+        return None
+    match = _PARTIAL.match(value.strip())
+    if not match:
+        return None
+    year, month, day = match.group(1), match.group(2), match.group(3)
+    try:
+        if day:
+            d = date(int(year), int(month), int(day))
+            return FhirDate(d, d, "day")
+        if month:
+            last = calendar.monthrange(int(year), int(month))[1]
+            return FhirDate(date(int(year), int(month), 1), date(int(year), int(month), last), "month")
+        return FhirDate(date(int(year), 1, 1), date(int(year), 12, 31), "year")
+    except ValueError:
+        return None
+
+
+def coarser(a: FhirDate, b: FhirDate) -> Precision:
+    return a.precision if _RANK[a.precision] <= _RANK[b.precision] else b.precision
+
+
+def on_or_after(a: FhirDate, b: FhirDate) -> bool:
+    """``a`` is on or after ``b`` at their common precision (same month counts as on-or-after)."""
+    p = coarser(a, b)
+    return a._key(p) >= b._key(p)
+
+
+def before(a: FhirDate, b: FhirDate) -> bool:
+    """``a`` is strictly before ``b`` at their common precision."""
+    return not on_or_after(a, b)
+
+
+def at_least_days_after(a: FhirDate, b: FhirDate, days: int) -> bool:
+    """``a`` comes ``days`` or more after ``b``; at month or year precision, in whole months or years."""
+    p = coarser(a, b)
+    if p == "day":
+        return (a.start - b.start).days >= days
+    if p == "month":
+        months = (a.start.year - b.start.year) * 12 + a.start.month - b.start.month
+        return months >= max(1, round(days / 30))
+    return a.start.year - b.start.year >= max(1, round(days / 365))
+
+
+def within_days(d: FhirDate, today: date, days: int) -> bool:
+    """``d`` is no older than ``days`` on ``today``, counting from the earliest day ``d`` may mean."""
+    return (today - d.start).days <= days
+
+
+def age_range(birth: FhirDate, today: date) -> tuple[int, int]:
+    """Youngest and oldest age the patient can be on ``today`` given a possibly partial birth date."""
+    return _age(birth.end, today), _age(birth.start, today)
+
+
+def _age(born: date, today: date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))

@@ -1,0 +1,156 @@
+"""Fitness for treatment: liver function (Child-Pugh) and performance status (ECOG), recent values only
+(clinical notes 2.8, 2.9).
+
+Child-Pugh and ECOG have no confirmed standard code besides LOINC 89247-1 for ECOG, so both are also read from
+local codes and text. A decompensation diagnosis (ascites, encephalopathy, variceal bleeding...) within the
+look-back window overrides any Child-Pugh class. Child-Pugh "B" without a score is unknown: B7 and B8-9 lead to
+different answers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from cds.clinical.criteria import Criteria
+from cds.clinical.dates import FhirDate, within_days
+from cds.clinical.fhirview import reference_of
+from cds.clinical.model import Evidence, Fact
+from cds.clinical.records import (
+    condition_active,
+    condition_date,
+    condition_readable,
+    observation_date,
+    observation_final,
+    observation_parts,
+    value_number,
+    value_texts,
+)
+from cds.clinical.terminology import Terminology
+
+_CLASS = re.compile(r"(?<![A-Za-z])([ABC])(?![A-Za-z])\s*级?\s*(?:[(（]?\s*(\d{1,2})\s*(?:points?|分)?\s*[)）]?)?", re.I)
+_SCORE = re.compile(r"(?<![0-9])(\d{1,2})\s*(?:points?|分)?(?![0-9])", re.I)
+_ECOG_DIGIT = re.compile(r"(?<![0-9])([0-5])(?![0-9])")
+
+
+def child_pugh_fact(
+    conditions: Sequence[Any], observations: Sequence[Any], today: date, terms: Terminology, criteria: Criteria
+) -> Fact:
+    """``A5``/``A6``/``A``/``B7``/``B8``/``C``/``decompensated``... or unknown."""
+    decompensation = _decompensation(conditions, today, terms, criteria)
+    if decompensation:
+        return Fact("child_pugh", "decompensated", tuple(decompensation))
+    readings = _latest(
+        (value, Evidence(reference_of(obs), "value", detail, when), when)
+        for obs, holder in _observations(observations, terms.concept("child_pugh_observation").match)
+        for value, detail in [_child_pugh_value(holder)]
+        for when in [observation_date(obs)]
+        if value is not None and when is not None
+    )
+    return _recent("child_pugh", readings, today, criteria.child_pugh_max_age_days, "Child-Pugh class")
+
+
+def ecog_fact(observations: Sequence[Any], today: date, terms: Terminology, criteria: Criteria) -> Fact:
+    """The most recent ECOG performance status (``0``-``5``) within the allowed age, or unknown."""
+    readings = _latest(
+        (value, Evidence(reference_of(obs), "value", f"ECOG {value}", when), when)
+        for obs, holder in _observations(observations, terms.concept("ecog_observation").match)
+        for value in [_ecog_value(holder, terms)]
+        for when in [observation_date(obs)]
+        if value is not None and when is not None
+    )
+    return _recent("ecog", readings, today, criteria.ecog_max_age_days, "ECOG performance status")
+
+
+def child_pugh_score(value: str) -> int | None:
+    """The score in a Child-Pugh value (``B7`` -> 7); None for a class without a score (``A``, ``B``)."""
+    digits = re.sub(r"\D", "", value)
+    return int(digits) if digits else None
+
+
+def _observations(observations: Sequence[Any], matches: Any) -> list[tuple[Any, Any]]:
+    out = []
+    for obs in observations:
+        if not observation_final(obs):
+            continue
+        for code, holder in observation_parts(obs):
+            match = matches(code)
+            if match and not match.negated:
+                out.append((obs, holder))
+    return out
+
+
+def _latest(readings: Any) -> list[tuple[str, Evidence, FhirDate]]:
+    items = list(readings)
+    if not items:
+        return []
+    newest = max(when.start for _, _, when in items)
+    return [item for item in items if item[2].start == newest]
+
+
+def _recent(name: str, readings: list[tuple[str, Evidence, FhirDate]], today: date, max_days: int, label: str) -> Fact:
+    if not readings:
+        return Fact(name, None, note=f"no {label} recorded")
+    values = {value for value, _, _ in readings}
+    evidence = tuple(e for _, e, _ in readings)
+    when = readings[0][2]
+    if len(values) > 1:
+        return Fact(name, None, evidence, note=f"conflicting {label} values on {when}")
+    if not within_days(when, today, max_days):
+        return Fact(name, None, evidence, note=f"latest {label} ({values.pop()}, {when}) is older than {max_days} days")
+    return Fact(name, values.pop(), evidence, date=when)
+
+
+def _child_pugh_value(holder: Any) -> tuple[str | None, str]:
+    number = value_number(holder)
+    strings = value_texts(holder)
+    score = int(number) if number is not None else None
+    letter = None
+    for text in strings:
+        match = _CLASS.search(text)
+        if match:
+            letter = match.group(1).upper()
+            score = score or (int(match.group(2)) if match.group(2) else None)
+            break
+        found = _SCORE.search(text)
+        if found and score is None:
+            score = int(found.group(1))
+    if score is not None and not 5 <= score <= 15:
+        return None, ""
+    implied = None if score is None else ("A" if score <= 6 else "B" if score <= 9 else "C")
+    if letter and implied and letter != implied:
+        return None, ""
+    letter = letter or implied
+    if letter is None:
+        return None, ""
+    shown = ", ".join(strings) or str(score)
+    return f"{letter}{score if score is not None else ''}", f"Child-Pugh {shown}"
+
+
+def _ecog_value(holder: Any, terms: Terminology) -> str | None:
+    number = value_number(holder)
+    if number is not None:
+        return str(int(number)) if number == int(number) and 0 <= number <= 5 else None
+    answer = terms.classifier("ecog_answer").first(getattr(holder, "valueCodeableConcept", None), ())
+    if answer:
+        return answer[0]
+    for text in value_texts(holder):
+        match = _ECOG_DIGIT.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _decompensation(conditions: Sequence[Any], today: date, terms: Terminology, criteria: Criteria) -> list[Evidence]:
+    concept = terms.concept("decompensation")
+    out = []
+    for condition in conditions:
+        if not condition_readable(condition) or not condition_active(condition):
+            continue
+        match = concept.match(condition.code)
+        when = condition_date(condition)
+        if match and not match.negated and (when is None or within_days(when, today, criteria.decompensation_lookback_days)):
+            out.append(Evidence(reference_of(condition), "code", f"decompensation: {match.detail}", when))
+    return out

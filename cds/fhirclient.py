@@ -1,0 +1,200 @@
+"""A small FHIR REST client for prefetch completion: reads and complete searches, within a deadline.
+
+- One pooled ``requests.Session`` per process; ``Accept: application/fhir+json``; no redirects followed.
+- The EHR's bearer token goes only to the origin of ``fhirServer``: a ``next`` link on another origin is refused
+  (the search is then incomplete), never followed with or without the token.
+- Every request has a connect and a read timeout bounded by the hook call's overall deadline.
+- Searches follow ``next`` links (HAPI's opaque ``_getpages`` links included) up to page and entry caps; a 410
+  on a later page (expired paging state) restarts the search once.
+- Errors are described from an OperationOutcome, an HTML page or an empty body, without echoing anything secret.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from cds.settings import FhirSettings, Secret
+
+FHIR_JSON = "application/fhir+json"
+
+
+class FhirError(Exception):
+    """A fetch failed; the message is safe to show to the client and to log."""
+
+
+@dataclass
+class FetchResult:
+    resources: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = True
+    note: str | None = None
+    pages: int = 0
+    # True when the search was run again from the start (the caller drops pages it already had).
+    restarted: bool = False
+
+
+def new_session(settings: FhirSettings) -> requests.Session:
+    """The process's pooled HTTP session for FHIR servers."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=settings.pool_size, pool_maxsize=settings.pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.trust_env = False  # proxies or netrc credentials from the environment must not apply to EHR calls
+    return session
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+class FhirClient:
+    """Fetches from one FHIR server for one hook call (one base URL, one token, one deadline)."""
+
+    def __init__(self, session: requests.Session, settings: FhirSettings, base: str, token: Secret | None,
+                 deadline: float) -> None:
+        self._session = session
+        self._settings = settings
+        self._base = base.rstrip("/")
+        self._token = token
+        self._deadline = deadline
+
+    def fetch(self, query: str) -> FetchResult:
+        """Read ``Type/id`` or run a search to the end (within the caps).
+
+        :raise FhirError: the server failed, timed out, answered something that is not FHIR JSON, or the
+            deadline passed.
+        """
+        url = f"{self._base}/{query.lstrip('/')}"
+        if "?" not in query and query.count("/") == 1:
+            body = self._get(url)
+            return FetchResult([body], pages=1)
+        try:
+            return self._search(url)
+        except _PageGone:
+            pass  # the paging state expired (HAPI answers 410): start the search again, once
+        try:
+            return self._search(url)
+        except _PageGone as exc:
+            raise FhirError("the FHIR server's paging state expired twice during one search") from exc
+
+    def follow(self, next_url: str, query: str) -> FetchResult:
+        """Fetch the rest of a search whose first page came in the prefetch.
+
+        :raise FhirError: as ``fetch``.
+        """
+        if origin(next_url) != origin(self._base):
+            return _incomplete(FetchResult(), "the next page is on another server; not followed")
+        try:
+            return self._search(next_url, starts_with_page=True)
+        except _PageGone:
+            result = self.fetch(query)
+            result.restarted = True
+            return result
+
+    def _search(self, url: str, starts_with_page: bool = False) -> FetchResult:
+        result = FetchResult()
+        next_url: str | None = url
+        matches = 0
+        while next_url:
+            page = self._get(next_url, page_gone=starts_with_page or next_url != url)
+            result.pages += 1
+            if page.get("resourceType") != "Bundle":
+                raise FhirError(f"a search answered a {page.get('resourceType')}, not a Bundle")
+            for entry in page.get("entry") or ():
+                resource = entry.get("resource")
+                if not isinstance(resource, dict):
+                    continue
+                mode = (entry.get("search") or {}).get("mode", "match")
+                if mode == "outcome" or resource.get("resourceType") == "OperationOutcome":
+                    _raise_if_error(resource)
+                    continue
+                matches += mode == "match"
+                result.resources.append(resource)
+            next_url = next((link.get("url") for link in page.get("link") or () if link.get("relation") == "next"), None)
+            if next_url and origin(next_url) != origin(self._base):
+                return _incomplete(result, "the next page is on another server; not followed")
+            if next_url and (result.pages >= self._settings.max_pages or matches >= self._settings.max_entries):
+                return _incomplete(result, f"stopped at {result.pages} pages / {matches} entries (caps)")
+        return result
+
+    def _get(self, url: str, page_gone: bool = False) -> dict[str, Any]:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise FhirError("the FHIR deadline passed before the request could be sent")
+        headers = {"Accept": FHIR_JSON}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        timeout = (min(self._settings.connect_timeout_seconds, remaining), remaining)
+        try:
+            response = self._session.get(url, headers=headers, timeout=timeout, allow_redirects=False)
+        except requests.Timeout as exc:
+            raise FhirError("the FHIR server did not answer within the deadline") from exc
+        except requests.ConnectionError as exc:
+            raise FhirError("cannot connect to the FHIR server") from exc
+        except requests.RequestException as exc:
+            raise FhirError(f"the request to the FHIR server failed ({type(exc).__name__})") from exc
+        if response.status_code == 410 and page_gone:
+            raise _PageGone()
+        if response.status_code != 200:
+            raise FhirError(_describe_failure(response))
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if media_type not in (FHIR_JSON, "application/json", "application/json+fhir"):
+            raise FhirError(f"the FHIR server answered {media_type or 'no content type'}, not FHIR JSON")
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise FhirError("the FHIR server answered invalid JSON") from exc
+        if not isinstance(body, dict):
+            raise FhirError("the FHIR server answered JSON that is not a resource")
+        return body
+
+
+class _PageGone(Exception):
+    pass
+
+
+def _incomplete(result: FetchResult, note: str) -> FetchResult:
+    result.complete = False
+    result.note = note
+    return result
+
+
+def _raise_if_error(outcome: dict[str, Any]) -> None:
+    issues = outcome.get("issue") or []
+    errors = [i for i in issues if isinstance(i, dict) and i.get("severity") in ("error", "fatal")]
+    if errors:
+        raise FhirError(f"the FHIR server reported an error in the search: {_diagnostics(errors)}")
+
+
+def _describe_failure(response: requests.Response) -> str:
+    status = f"HTTP {response.status_code}"
+    media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if not response.content:
+        return f"the FHIR server answered {status} with an empty body"
+    if "html" in media_type or response.content.lstrip()[:1] == b"<":
+        return f"the FHIR server answered {status} with an HTML page"
+    try:
+        body = response.json()
+    except ValueError:
+        return f"the FHIR server answered {status}"
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        return f"the FHIR server answered {status}: {_diagnostics(body.get('issue') or [])}"
+    return f"the FHIR server answered {status}"
+
+
+def _diagnostics(issues: list[Any]) -> str:
+    texts = []
+    for issue in issues[:3]:
+        if isinstance(issue, dict):
+            text = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or issue.get("code")
+            if text:
+                texts.append(str(text)[:200])
+    return "; ".join(texts) or "no diagnostics"

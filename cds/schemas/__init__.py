@@ -1,0 +1,1 @@
+"""JSON Schemas of the CDS Hooks 2.0 requests and responses (data files)."""
