@@ -36,21 +36,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     the JWT validator. Any problem stops start-up with a message naming the file or setting.
     """
     settings = settings or load_settings()
-    data_dir = settings.data_path
-    data_dir.mkdir(parents=True, exist_ok=True)
-    knowledge = load_knowledge(settings.clinical)
+    settings.data_path.mkdir(parents=True, exist_ok=True)
     store = SqlStore.open(settings.feedback.database_url)
-    hash_key = (settings.feedback.patient_hash_key or "").encode() or _local_secret(data_dir / "ledger.key")
-    runtime = HookRuntime(
-        settings=settings,
-        knowledge=knowledge,
-        preselector=Preselector(knowledge.terminology),
-        content=load_card_content(knowledge.terminology.own_tag),
-        session=new_session(settings.fhir),
-        executor=ThreadPoolExecutor(max_workers=settings.fhir.pool_size, thread_name_prefix="fhir"),
-        store=store,
-        patient_hash_key=hash_key,
-    )
+    key = (settings.feedback.patient_hash_key or "").encode() or _local_secret(settings.data_path / "ledger.key")
+    runtime = build_runtime(settings, store, key)
     app = Flask("cds")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["sortace.runtime"] = runtime
@@ -61,6 +50,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api.blueprint)
     app.add_url_rule("/healthz", "health", lambda: Response('{"status": "ok"}', mimetype="application/json"))
     return app
+
+
+def build_runtime(settings: Settings, store: SqlStore | None, patient_hash_key: bytes) -> HookRuntime:
+    """What a hook call needs; shared by the HTTP service and ``sortace-cds evaluate`` (which has no store)."""
+    knowledge = load_knowledge(settings.clinical)
+    return HookRuntime(
+        settings=settings,
+        knowledge=knowledge,
+        preselector=Preselector(knowledge.terminology),
+        content=load_card_content(knowledge.terminology.own_tag),
+        session=new_session(settings.fhir),
+        executor=ThreadPoolExecutor(max_workers=settings.fhir.pool_size, thread_name_prefix="fhir"),
+        store=store,
+        patient_hash_key=patient_hash_key,
+    )
 
 
 def _authenticator(settings: Settings, store: SqlStore) -> Authenticator | None:

@@ -129,7 +129,7 @@ def _information_card(assessment: Assessment, content: CardContent, new_uuid: Ca
         if name in assessment.facts and assessment.facts[name].known
     )
     needed = "\n".join(
-        f"- **{texts['missing'][f.code]['label']}**: {md(f.detail)}. Usually recorded in "
+        f"- **{_capital(texts['missing'][f.code]['label'])}**: {md(f.detail)}. Where to look: "
         f"{texts['missing'][f.code]['where']}." for f in missing
     )
     return Card(
@@ -142,6 +142,10 @@ def _information_card(assessment: Assessment, content: CardContent, new_uuid: Ca
         detail=content.information_template.substitute(found=found, missing=needed),
         links=content.links,
     )
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _info_summary(texts: Mapping[str, Any], labels: Sequence[str]) -> str:

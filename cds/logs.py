@@ -42,6 +42,26 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(line, default=str, ensure_ascii=False))
 
 
+class AccessJsonFormatter(logging.Formatter):
+    """gunicorn's access log as JSON lines, built from its atoms (request line, status, duration)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        atoms = record.args if isinstance(record.args, dict) else {}
+        line = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": "info",
+            "logger": "access",
+            "remote": atoms.get("h"),
+            "method": atoms.get("m"),
+            "path": atoms.get("U"),
+            "status": atoms.get("s"),
+            "bytes": atoms.get("B"),
+            "ms": round(int(atoms.get("D", 0) or 0) / 1000, 1),
+            "agent": atoms.get("a"),
+        }
+        return redact(json.dumps(line, default=str, ensure_ascii=False))
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send every logger (ours, gunicorn's, werkzeug's) to stderr as JSON lines."""
     handler = logging.StreamHandler(sys.stderr)

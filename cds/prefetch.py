@@ -78,10 +78,11 @@ def complete_prefetch(
     """
     values = token_values(request)
     states = {key.name: _KeyState(key) for key in service.prefetch}
+    queries = {key.name: expand(key.template, values) for key in service.prefetch}
     pending: dict[str, Future[FetchResult]] = {}
     for key in service.prefetch:
         state = states[key.name]
-        query = expand(key.template, values)
+        query = queries[key.name]
         if query is None:
             state.failure = "its template needs a token this request does not provide"
             continue
@@ -92,7 +93,7 @@ def complete_prefetch(
             continue
         _submit(pending, state, access, executor, lambda c, q=query: c.fetch(q))
     _collect(states, pending, deadline)
-    return _gathered(states, request)
+    return _gathered(states, request, queries)
 
 
 def _use_prefetched(state: _KeyState, value: Any) -> bool:
@@ -175,11 +176,11 @@ def _collect(states: dict[str, _KeyState], pending: dict[str, Future[FetchResult
     log.info("prefetch completion finished", extra={"keys": sorted(pending), "ms": round((time.monotonic() - started) * 1000)})
 
 
-def _gathered(states: dict[str, _KeyState], request: HookRequest) -> GatheredData:
+def _gathered(states: dict[str, _KeyState], request: HookRequest, queries: Mapping[str, str | None]) -> GatheredData:
     required_failures = [s for s in states.values() if s.failure and s.key.required]
     if required_failures:
         issues = [
-            Issue(f"prefetch key '{s.key.name}' ({s.key.template}) could not be obtained: {s.failure}",
+            Issue(f"prefetch key '{s.key.name}' ({queries[s.key.name] or s.key.template}) could not be obtained: {s.failure}",
                   code="incomplete", expression=f"prefetch.{s.key.name}")
             for s in required_failures
         ]

@@ -96,7 +96,7 @@ def recurrence_fact(
         if not condition_active(condition):
             continue
         if status in ("recurrence", "relapse") or after:
-            evidence = Evidence(item.reference, "clinicalStatus" if not after else "onset", _describe(status, onset), onset)
+            evidence = Evidence(item.reference, "clinicalStatus" if not after else "onset", _describe(status, onset, after), onset)
             if not item.confirmed:
                 unconfirmed.append(evidence)
             elif after and onset is not None:
@@ -122,11 +122,11 @@ def recurrence_fact(
     return Fact("recurrence", "absent", note=f"no HCC recurrence recorded after the hepatectomy of {resection_date}"), None
 
 
-def _describe(status: str | None, onset: FhirDate | None) -> str:
-    parts = [f"clinicalStatus {status}" if status else "no clinicalStatus"]
-    if onset:
-        parts.append(f"onset {onset}")
-    return ", ".join(parts)
+def _describe(status: str | None, onset: FhirDate | None, after: bool) -> str:
+    state = f"clinicalStatus {status}" if status else "no clinicalStatus"
+    if onset is None:
+        return state
+    return f"new HCC record with onset {onset} ({state})" if after else f"{state} (first diagnosed {onset})"
 
 
 def _latest_reference(hcc: Sequence[HccCondition]) -> str | None:

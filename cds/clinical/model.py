@@ -57,7 +57,7 @@ class Evidence:
     date: FhirDate | None = None
 
     def describe(self) -> str:
-        when = f", {self.date}" if self.date else ""
+        when = f", {self.date}" if self.date and str(self.date) not in self.detail else ""
         return f"{self.reference} {self.element}: {self.detail}{when}"
 
 

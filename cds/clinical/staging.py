@@ -110,7 +110,8 @@ def _observation_stagings(observations: Sequence[Any], terms: Terminology, crite
         if value is None:
             continue
         when = observation_date(obs)
-        detail = f"{system} {', '.join(value_texts(obs))}"
+        shown = ", ".join(value_texts(obs))
+        detail = shown if system.upper() in shown.upper() else f"{system} {shown}"
         out.append(Staging(value, Evidence(reference_of(obs), "value", detail, when), when))
     return out
 

@@ -1,0 +1,127 @@
+"""Run the service under gunicorn: threaded workers for I/O-bound hook calls, JSON logs, graceful shutdown.
+
+The master checks everything once before forking (settings, clinical content, store migration, development
+keys), so a misconfiguration stops ``serve`` with one clear message instead of crashing every worker. Each
+worker then builds its own application (its own database pool, HTTP session and thread pool).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from cds.app import create_app
+from cds.cards import load_card_content
+from cds.devkeys import ensure_dev_keys
+from cds.knowledge import load_knowledge
+from cds.logs import configure_logging
+from cds.services import load_services
+from cds.settings import SANDBOX_ISSUER, Settings, SettingsError
+from cds.store.sql import SqlStore
+
+log = logging.getLogger("cds.server")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse unsafe exposure: auth off or the public Sandbox key trusted on a non-loopback address.
+
+    :raise SettingsError: unless ``server.force_insecure_bind`` is set.
+    """
+    if is_loopback(settings.server.host) or settings.server.force_insecure_bind:
+        return
+    if settings.auth.mode == "off":
+        raise SettingsError(f"auth is off: refusing to listen on {settings.server.host} (only loopback); "
+                            "set server.force_insecure_bind = true to override")
+    if any(issuer.iss == SANDBOX_ISSUER for issuer in settings.auth.issuers):
+        raise SettingsError("the CDS Hooks Sandbox's private key is public: refusing to trust it on "
+                            f"{settings.server.host}; set server.force_insecure_bind = true to override")
+
+
+def preflight(settings: Settings) -> None:
+    """Everything that can fail at start-up, done once in the master."""
+    check_bind(settings)
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    knowledge = load_knowledge(settings.clinical)
+    load_card_content(knowledge.terminology.own_tag)
+    load_services()
+    SqlStore.open(settings.feedback.database_url).close()
+    if settings.auth.mode == "jwt" and settings.auth.trust_dev_issuer:
+        ensure_dev_keys(settings.data_path)
+    if settings.auth.mode == "off":
+        log.warning("AUTHENTICATION IS OFF: any caller is trusted; use only for local experiments")
+
+
+class ServiceApplication(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in gunicorn_options(self.settings).items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Any:
+        return create_app(self.settings)
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    host = settings.server.host
+    bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return {
+        "bind": [f"{bind_host}:{settings.server.port}"],
+        "workers": settings.server.workers,
+        "worker_class": "gthread",
+        "threads": settings.server.threads,
+        "timeout": settings.server.timeout_seconds,
+        "graceful_timeout": settings.server.graceful_timeout_seconds,
+        "keepalive": 5,
+        "accesslog": "-",
+        "errorlog": "-",
+        "loglevel": settings.log_level.lower(),
+        "logconfig_dict": _log_config(settings.log_level),
+        "control_socket_disable": True,
+        "proc_name": "sortace-cds",
+    }
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT; in-flight requests finish within the graceful timeout."""
+    configure_logging(settings.log_level)
+    preflight(settings)
+    log.info("starting", extra={"bind": f"{settings.server.host}:{settings.server.port}", "profile": settings.profile,
+                                "public_base_url": settings.public_base_url, "auth": settings.auth.mode,
+                                "workers": settings.server.workers, "threads": settings.server.threads})
+    ServiceApplication(settings).run()
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {"()": "cds.logs.JsonFormatter"},
+            "access": {"()": "cds.logs.AccessJsonFormatter"},
+        },
+        "handlers": {
+            "json": {**handler, "formatter": "json"},
+            "access": {**handler, "formatter": "access", "stream": "ext://sys.stdout"},
+        },
+        "root": {"level": level.upper(), "handlers": ["json"]},
+        "loggers": {
+            "gunicorn.error": {"level": level.upper(), "handlers": ["json"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        },
+    }

@@ -1,0 +1,136 @@
+"""Shared fixtures: settings and app per test, signing keys per run, real FHIR and PostgreSQL servers per session."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from cds.app import create_app
+from cds.settings import Settings, load_settings
+from tests.support import (
+    EHR_ISSUER,
+    EPIC_ISSUER,
+    PUBLIC_BASE,
+    SERVICE_ID,
+    FhirTestServer,
+    PostgresServer,
+    SigningKey,
+)
+
+SettingsFactory = Callable[..., Settings]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fhir-server", default=None, help="base URL of a live HAPI FHIR server for the live_hapi tests")
+
+
+@pytest.fixture(scope="session")
+def es384() -> SigningKey:
+    return SigningKey("ES384")
+
+
+@pytest.fixture(scope="session")
+def rs384() -> SigningKey:
+    return SigningKey("RS384")
+
+
+def _merge(into: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path, es384: SigningKey, rs384: SigningKey) -> SettingsFactory:
+    """Settings like a deployment's: two trusted EHRs (ES384 and an Epic-style RS384 client), a temp store."""
+
+    def make(**overrides: Any) -> Settings:
+        base: dict[str, Any] = {
+            "public_base_url": PUBLIC_BASE,
+            "data_dir": str(tmp_path / "data"),
+            "auth": {"issuers": [
+                {"iss": EHR_ISSUER, "jwks": es384.jwks(), "fhir_servers": ["http://127.0.0.1:*"]},
+                {"iss": EPIC_ISSUER, "jwks": rs384.jwks(), "algorithms": ["RS384"],
+                 "audiences": ["urn:epic:fixed-audience"], "fhir_servers": ["http://127.0.0.1:*"]},
+            ]},
+            "fhir": {"deadline_seconds": 5.0, "connect_timeout_seconds": 1.0},
+        }
+        return load_settings(environ={}, overrides=_merge(copy.deepcopy(base), overrides))
+
+    return make
+
+
+@pytest.fixture
+def app(settings_factory: SettingsFactory) -> Flask:
+    return create_app(settings_factory())
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+class CdsCaller:
+    """Calls the service the way a CDS client does: JSON bodies, a fresh JWT for the exact URL of each call."""
+
+    def __init__(self, client: FlaskClient, key: SigningKey, issuer: str = EHR_ISSUER) -> None:
+        self.client, self.key, self.issuer = client, key, issuer
+
+    def token(self, path: str, **claims: Any) -> str:
+        return self.key.token(PUBLIC_BASE + path, self.issuer, **claims)
+
+    def headers(self, path: str, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.token(path)}"}
+
+    def discover(self, **kwargs: Any) -> TestResponse:
+        return self.client.get("/cds-services", headers=self.headers("/cds-services"), **kwargs)
+
+    def call(self, body: Any, service: str = SERVICE_ID, token: str | None = None) -> TestResponse:
+        path = f"/cds-services/{service}"
+        return self.client.post(path, json=body, headers=self.headers(path, token))
+
+    def feedback(self, body: Any, service: str = SERVICE_ID, token: str | None = None) -> TestResponse:
+        path = f"/cds-services/{service}/feedback"
+        return self.client.post(path, json=body, headers=self.headers(path, token))
+
+    def post_raw(self, path: str, data: bytes | str, content_type: str | None = "application/json") -> TestResponse:
+        headers = self.headers(path)
+        if content_type:
+            headers["Content-Type"] = content_type
+        return self.client.post(path, data=data, headers=headers)
+
+
+@pytest.fixture
+def cds(client: FlaskClient, es384: SigningKey) -> CdsCaller:
+    return CdsCaller(client, es384)
+
+
+@pytest.fixture(scope="session")
+def fhir_server_process() -> Iterator[FhirTestServer]:
+    server = FhirTestServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fhir(fhir_server_process: FhirTestServer) -> FhirTestServer:
+    """The real FHIR test server, emptied and with default behaviour."""
+    fhir_server_process.reset()
+    return fhir_server_process
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    server = PostgresServer.start(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
