@@ -75,8 +75,17 @@ def feedback(service_id: str) -> Response:
     assert store is not None  # the application factory always opens the store
     receipt = store.record_feedback(service.id, g.caller.issuer, items)
     if receipt.unknown_cards:
-        log.warning("feedback for cards this service has no record of", extra={"cards": list(receipt.unknown_cards[:20])})
-    log.info("feedback stored", extra={"service": service.id, "items": len(items), "stored": receipt.stored,
-                                       "duplicates": receipt.duplicates, "issuer": g.caller.issuer})
+        log.warning(
+            "feedback for cards this service has no record of", extra={"cards": list(receipt.unknown_cards[:20])}
+        )
+    log.info(
+        "feedback stored",
+        extra={
+            "service": service.id,
+            "items": len(items),
+            "stored": receipt.stored,
+            "duplicates": receipt.duplicates,
+            "issuer": g.caller.issuer,
+        },
+    )
     return _json({"stored": receipt.stored, "duplicates": receipt.duplicates})
-

@@ -73,7 +73,7 @@ def _authenticator(settings: Settings, store: SqlStore) -> Authenticator | None:
         return None
     issuers = settings.auth.issuers
     if settings.auth.trust_dev_issuer:
-        issuers = (*issuers, dev_issuer(settings.data_path))
+        issuers = (*issuers, dev_issuer(settings.data_path, settings.auth.dev_issuer_fhir_servers))
     replay: ReplayCache = store if settings.auth.replay_cache == "database" else MemoryReplayCache()
     session = requests.Session()
     session.trust_env = False

@@ -46,15 +46,22 @@ class Caller:
 class Authenticator:
     """Validates CDS client JWTs against the issuer registry."""
 
-    def __init__(self, settings: AuthSettings, issuers: tuple[IssuerSettings, ...], replay: ReplayCache,
-                 session: requests.Session) -> None:
+    def __init__(
+        self,
+        settings: AuthSettings,
+        issuers: tuple[IssuerSettings, ...],
+        replay: ReplayCache,
+        session: requests.Session,
+    ) -> None:
         self._settings = settings
         self._issuers = {issuer.iss: issuer for issuer in issuers}
         self._replay = replay
         self._sources: dict[str, KeySource] = {}
         for issuer in issuers:
             if issuer.jwks_url:
-                self._sources[f"{issuer.iss} {issuer.jwks_url}"] = self._source(url_loader(issuer.jwks_url, session), issuer.jwks_url)
+                self._sources[f"{issuer.iss} {issuer.jwks_url}"] = self._source(
+                    url_loader(issuer.jwks_url, session), issuer.jwks_url
+                )
             elif issuer.jwks_file:
                 self._sources[issuer.iss] = self._source(file_loader(issuer.jwks_file), issuer.jwks_file)
             elif issuer.jwks:
@@ -63,8 +70,12 @@ class Authenticator:
                 self._sources.setdefault(f"{issuer.iss} {url}", self._source(url_loader(url, session), url))
 
     def _source(self, loader: object, name: str) -> KeySource:
-        return KeySource(loader, name, self._settings.jwks_cache_seconds,  # type: ignore[arg-type]
-                         self._settings.jwks_refresh_cooldown_seconds)
+        return KeySource(
+            loader,
+            name,
+            self._settings.jwks_cache_seconds,  # type: ignore[arg-type]
+            self._settings.jwks_refresh_cooldown_seconds,
+        )
 
     def authenticate(self, authorization: str | None, audience: str) -> Caller:
         """Validate the ``Authorization`` header of a call to the endpoint whose public URL is ``audience``.
@@ -114,8 +125,13 @@ class Authenticator:
         audiences = [audience, *issuer.audiences]
         try:
             claims: dict[str, object] = jwt.decode(
-                token, key=key.key, algorithms=[alg], audience=audiences, issuer=issuer.iss,
-                leeway=self._settings.leeway_seconds, options={"require": list(REQUIRED_CLAIMS)},
+                token,
+                key=key.key,
+                algorithms=[alg],
+                audience=audiences,
+                issuer=issuer.iss,
+                leeway=self._settings.leeway_seconds,
+                options={"require": list(REQUIRED_CLAIMS)},
             )
         except jwt.InvalidAudienceError as exc:
             raise Unauthorized("aud does not name this endpoint", issuer.iss) from exc

@@ -19,8 +19,19 @@ from cds.datafiles import ContentError, read_json, read_text, read_toml
 from cds.response import Action, Card, Coding, Link, Suggestion
 
 SUGGESTION_IDENTIFIER_SYSTEM = "urn:sortace-cds:suggestion"
-WHY_ORDER = ("hcc", "resection", "margin", "mvi", "recurrence", "stage", "child_pugh", "ecog", "age", "sorafenib",
-             "other_systemic")
+WHY_ORDER = (
+    "hcc",
+    "resection",
+    "margin",
+    "mvi",
+    "recurrence",
+    "stage",
+    "child_pugh",
+    "ecog",
+    "age",
+    "sorafenib",
+    "other_systemic",
+)
 FOUND_ORDER = ("hcc", "resection", "recurrence", "margin", "mvi", "stage", "child_pugh", "ecog", "age")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~])")
 _COMMENT = re.compile(r"<!--.*?-->\s*", re.S)
@@ -73,7 +84,9 @@ def load_card_content(own_tag: tuple[str, str]) -> CardContent:
     longest = sorted((m["label"] for m in texts["missing"].values()), key=len)[-2:]
     for summary in (texts["eligible"]["summary"], _info_summary(texts, longest), _info_summary(texts, ["x"] * 9)):
         if len(summary) >= 140:
-            raise ContentError(f"cards/cards.toml: summary is {len(summary)} characters, CDS Hooks allows fewer than 140")
+            raise ContentError(
+                f"cards/cards.toml: summary is {len(summary)} characters, CDS Hooks allows fewer than 140"
+            )
     return content
 
 
@@ -93,17 +106,25 @@ def md(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
 
 
-def _eligible_card(assessment: Assessment, context: CardContext, content: CardContent, new_uuid: Callable[[], str]) -> Card:
+def _eligible_card(
+    assessment: Assessment, context: CardContext, content: CardContent, new_uuid: Callable[[], str]
+) -> Card:
     texts = content.texts
     why = "\n".join(_why_line(assessment.facts[name], content) for name in WHY_ORDER if name in assessment.facts)
     cautions = _cautions_section(assessment.cautions, texts["cautions"])
     detail = content.eligible_template.substitute(why=why, cautions=cautions)
     suggestion_uuid = new_uuid()
     orders = (
-        Action("create", texts["eligible"]["medication_action"],
-               _order(content.medication_order, context, suggestion_uuid, assessment.recurrence_reference, content)),
-        Action("create", texts["eligible"]["service_action"],
-               _order(content.service_order, context, suggestion_uuid, assessment.recurrence_reference, content)),
+        Action(
+            "create",
+            texts["eligible"]["medication_action"],
+            _order(content.medication_order, context, suggestion_uuid, assessment.recurrence_reference, content),
+        ),
+        Action(
+            "create",
+            texts["eligible"]["service_action"],
+            _order(content.service_order, context, suggestion_uuid, assessment.recurrence_reference, content),
+        ),
     )
     return Card(
         uuid=new_uuid(),
@@ -125,12 +146,14 @@ def _information_card(assessment: Assessment, content: CardContent, new_uuid: Ca
     missing = _unique(assessment.missing)
     labels = [texts["missing"][f.code]["label"] for f in missing]
     found = "\n".join(
-        _found_line(assessment.facts[name], content) for name in FOUND_ORDER
+        _found_line(assessment.facts[name], content)
+        for name in FOUND_ORDER
         if name in assessment.facts and assessment.facts[name].known
     )
     needed = "\n".join(
         f"- **{_capital(texts['missing'][f.code]['label'])}**: {md(f.detail)}. Where to look: "
-        f"{texts['missing'][f.code]['where']}." for f in missing
+        f"{texts['missing'][f.code]['where']}."
+        for f in missing
     )
     return Card(
         uuid=new_uuid(),
@@ -211,8 +234,9 @@ def _unique(findings: Sequence[Finding]) -> list[Finding]:
     return out
 
 
-def _order(template: Mapping[str, Any], context: CardContext, suggestion_uuid: str, reason: str | None,
-           content: CardContent) -> dict[str, Any]:
+def _order(
+    template: Mapping[str, Any], context: CardContext, suggestion_uuid: str, reason: str | None, content: CardContent
+) -> dict[str, Any]:
     resource = copy.deepcopy(dict(template))
     system, code = content.own_tag
     resource["meta"] = {"tag": [{"system": system, "code": code, "display": "Proposed by the SOR-TACE CDS service"}]}

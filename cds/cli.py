@@ -4,7 +4,11 @@
     sortace-cds evaluate   answer one request or one patient Bundle from a file, without a server
     sortace-cds fire       play the EHR against a running service and a FHIR server
     sortace-cds fixtures   upload the fixture patients to a FHIR server, or print a request for one
+    sortace-cds token      print a development JWT for an endpoint (for curl)
     sortace-cds feedback   report on oncologists' decisions
+
+Subcommands import what they need when they run, so that a quick command does not pay for loading the whole
+service.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import requests
 
+from cds.logs import configure_logging
 from cds.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
@@ -26,6 +31,7 @@ EXIT_USAGE = 2
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    configure_logging("WARNING")  # serve reconfigures; other commands keep stdout for their output
     try:
         return int(args.run(args))
     except SettingsError as exc:
@@ -48,15 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument("--workers", type=int, help="worker processes (default 2)")
-    serve.add_argument("--force-insecure-bind", action="store_true",
-                       help="allow a non-loopback bind with auth off or the public Sandbox key trusted")
+    serve.add_argument(
+        "--force-insecure-bind",
+        action="store_true",
+        help="allow a non-loopback bind with auth off or the public Sandbox key trusted",
+    )
     serve.set_defaults(run=_serve)
 
     evaluate = sub.add_parser("evaluate", help="print the CDS Hooks response for a request or patient Bundle file")
     _config_arg(evaluate)
     evaluate.add_argument("file", type=Path, help="a patient-view request JSON, or a FHIR Bundle of one patient")
-    evaluate.add_argument("--today", type=date.fromisoformat,
-                          help="evaluation date (default: the Bundle's timestamp, else today)")
+    evaluate.add_argument(
+        "--today", type=date.fromisoformat, help="evaluation date (default: the Bundle's timestamp, else today)"
+    )
     evaluate.add_argument("--user", default="Practitioner/evaluate", help="userId for a Bundle (default %(default)s)")
     evaluate.set_defaults(run=_evaluate)
 
@@ -75,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     fixtures = sub.add_parser("fixtures", help="fixture patients: list, upload, request")
     fixtures_sub = fixtures.add_subparsers(required=True, metavar="ACTION")
     listing = fixtures_sub.add_parser("list", help="list the fixture patients and their expected outcomes")
-    upload = fixtures_sub.add_parser("upload", help="load the fixture patients into a FHIR server (dates shifted to today)")
+    upload = fixtures_sub.add_parser(
+        "upload", help="load the fixture patients into a FHIR server (dates shifted to today)"
+    )
     upload.add_argument("--fhir-server", required=True)
     upload.add_argument("--only", nargs="*", help="fixture names (default: all)")
     upload.add_argument("--access-token", help="bearer token for the FHIR server")
@@ -87,6 +99,16 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(run=_fixtures_list)
     upload.set_defaults(run=_fixtures_upload)
     request.set_defaults(run=_fixtures_request)
+
+    token = sub.add_parser("token", help="print a development JWT for one endpoint (for curl; development profile)")
+    _config_arg(token)
+    token.add_argument(
+        "endpoint",
+        nargs="?",
+        default="/cds-services",
+        help="path (or full URL) of the endpoint the token is for (default %(default)s)",
+    )
+    token.set_defaults(run=_token)
 
     feedback = sub.add_parser("feedback", help="feedback: report")
     feedback_sub = feedback.add_subparsers(required=True, metavar="ACTION")
@@ -110,8 +132,13 @@ def _settings(args: argparse.Namespace, **server: Any) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     from cds.server import serve
 
-    settings = _settings(args, host=args.host, port=args.port, workers=args.workers,
-                         force_insecure_bind=True if args.force_insecure_bind else None)
+    settings = _settings(
+        args,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        force_insecure_bind=True if args.force_insecure_bind else None,
+    )
     serve(settings)
     return 0
 
@@ -168,15 +195,17 @@ def _fixtures_upload(args: argparse.Namespace) -> int:
     today = datetime.now(UTC).date()
     for name in names:
         bundle = current(load_bundle(args.dir, name), today)
-        response = requests.post(args.fhir_server.rstrip("/"), data=json.dumps(transaction(bundle)), headers=headers,
-                                 timeout=60)
+        response = requests.post(
+            args.fhir_server.rstrip("/"), data=json.dumps(transaction(bundle)), headers=headers, timeout=60
+        )
         if response.status_code >= 300:
             print(f"{name}: HTTP {response.status_code}: {response.text[:300]}", file=sys.stderr)
             return 1
         print(f"uploaded {name} ({len(bundle['entry'])} resources)")
     # HAPI caches search results for about a minute: make sure the next searches see the new data.
-    requests.get(f"{args.fhir_server.rstrip('/')}/Patient?_count=1", headers={**headers, "Cache-Control": "no-cache"},
-                 timeout=30)
+    requests.get(
+        f"{args.fhir_server.rstrip('/')}/Patient?_count=1", headers={**headers, "Cache-Control": "no-cache"}, timeout=30
+    )
     return 0
 
 
@@ -188,6 +217,17 @@ def _fixtures_request(args: argparse.Namespace) -> int:
     service = load_services()[0]
     request = hook_request(patient_id(bundle), args.user, prefetch_from(bundle, service))
     print(json.dumps(request, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from cds.devkeys import sign_dev
+
+    settings = _settings(args)
+    if not settings.auth.trust_dev_issuer:
+        raise ValueError("the development issuer is not trusted by this configuration (auth.trust_dev_issuer)")
+    audience = args.endpoint if args.endpoint.startswith("http") else settings.public_base_url + args.endpoint
+    print(sign_dev(settings.data_path, audience))
     return 0
 
 

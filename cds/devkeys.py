@@ -54,10 +54,11 @@ def ensure_dev_keys(data_dir: Path) -> dict[str, Any]:
     return jwks
 
 
-def dev_issuer(data_dir: Path) -> IssuerSettings:
+def dev_issuer(data_dir: Path, fhir_servers: tuple[str, ...] = LOOPBACK_FHIR_SERVERS) -> IssuerSettings:
     """The registry entry for the development key pair."""
-    return IssuerSettings(iss=DEV_ISSUER, jwks=ensure_dev_keys(data_dir), algorithms=("ES384",),
-                          fhir_servers=LOOPBACK_FHIR_SERVERS)
+    return IssuerSettings(
+        iss=DEV_ISSUER, jwks=ensure_dev_keys(data_dir), algorithms=("ES384",), fhir_servers=fhir_servers
+    )
 
 
 def sign(private_pem: bytes, kid: str, issuer: str, audience: str, lifetime: int = 300, **claims: Any) -> str:

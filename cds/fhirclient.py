@@ -58,8 +58,9 @@ def origin(url: str) -> tuple[str, str, int | None]:
 class FhirClient:
     """Fetches from one FHIR server for one hook call (one base URL, one token, one deadline)."""
 
-    def __init__(self, session: requests.Session, settings: FhirSettings, base: str, token: Secret | None,
-                 deadline: float) -> None:
+    def __init__(
+        self, session: requests.Session, settings: FhirSettings, base: str, token: Secret | None, deadline: float
+    ) -> None:
         self._session = session
         self._settings = settings
         self._base = base.rstrip("/")
@@ -118,7 +119,9 @@ class FhirClient:
                     continue
                 matches += mode == "match"
                 result.resources.append(resource)
-            next_url = next((link.get("url") for link in page.get("link") or () if link.get("relation") == "next"), None)
+            next_url = next(
+                (link.get("url") for link in page.get("link") or () if link.get("relation") == "next"), None
+            )
             if next_url and origin(next_url) != origin(self._base):
                 return _incomplete(result, "the next page is on another server; not followed")
             if next_url and (result.pages >= self._settings.max_pages or matches >= self._settings.max_entries):

@@ -26,14 +26,20 @@ from cds.settings import FhirSettings, Secret
 PARTIAL_KEYS = ("patient", "conditions")
 
 
-def build_prefetch(service: ServiceDefinition, fhir_server: str, patient: str, user_id: str, mode: str,
-                   access_token: str | None) -> dict[str, Any] | None:
+def build_prefetch(
+    service: ServiceDefinition, fhir_server: str, patient: str, user_id: str, mode: str, access_token: str | None
+) -> dict[str, Any] | None:
     """Resolve the service's templates against the FHIR server as an EHR would."""
     if mode == "none":
         return None
     settings = FhirSettings(deadline_seconds=60, connect_timeout_seconds=5, max_pages=100, max_entries=10_000)
-    client = FhirClient(new_session(settings), settings, fhir_server, Secret(access_token) if access_token else None,
-                        time.monotonic() + 60)
+    client = FhirClient(
+        new_session(settings),
+        settings,
+        fhir_server,
+        Secret(access_token) if access_token else None,
+        time.monotonic() + 60,
+    )
     values = token_values(HookRequest("patient-view", "fire", patient, user_id))
     prefetch: dict[str, Any] = {}
     for key in service.prefetch:
@@ -49,8 +55,11 @@ def build_prefetch(service: ServiceDefinition, fhir_server: str, patient: str, u
         if "?" not in query:
             prefetch[key.name] = result.resources[0] if result.resources else None
         else:
-            prefetch[key.name] = {"resourceType": "Bundle", "type": "searchset",
-                                  "entry": [{"resource": r, "search": {"mode": "match"}} for r in result.resources]}
+            prefetch[key.name] = {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [{"resource": r, "search": {"mode": "match"}} for r in result.resources],
+            }
     return prefetch
 
 
@@ -69,12 +78,18 @@ def render_cards(response: dict[str, Any]) -> str:
         return "No cards: the service found nothing to show for this patient."
     blocks = []
     for number, card in enumerate(cards, 1):
-        lines = [f"Card {number} [{card.get('indicator')}] {card.get('summary')}", f"Source: {card['source']['label']}", ""]
+        lines = [
+            f"Card {number} [{card.get('indicator')}] {card.get('summary')}",
+            f"Source: {card['source']['label']}",
+            "",
+        ]
         lines.append(card.get("detail", "").strip())
         for suggestion in card.get("suggestions") or ():
             lines += ["", f"Suggestion: {suggestion['label']}"]
-            lines += [f"  - {action['type']} {action.get('resource', {}).get('resourceType', '')}: {action['description']}"
-                      for action in suggestion.get("actions") or ()]
+            lines += [
+                f"  - {action['type']} {action.get('resource', {}).get('resourceType', '')}: {action['description']}"
+                for action in suggestion.get("actions") or ()
+            ]
         if card.get("overrideReasons"):
             lines += ["", "Override reasons: " + "; ".join(r["display"] for r in card["overrideReasons"])]
         lines += ["", "Links: " + " | ".join(f"{link['label']} <{link['url']}>" for link in card.get("links") or ())]

@@ -18,10 +18,24 @@ from typing import Any
 from cds.clinical.dates import parse_date
 from cds.services import ServiceDefinition
 
-DATE_KEYS = frozenset({
-    "birthDate", "deceasedDateTime", "onsetDateTime", "abatementDateTime", "recordedDate", "performedDateTime",
-    "effectiveDateTime", "effectiveInstant", "issued", "authoredOn", "dateAsserted", "start", "end", "timestamp",
-})
+DATE_KEYS = frozenset(
+    {
+        "birthDate",
+        "deceasedDateTime",
+        "onsetDateTime",
+        "abatementDateTime",
+        "recordedDate",
+        "performedDateTime",
+        "effectiveDateTime",
+        "effectiveInstant",
+        "issued",
+        "authoredOn",
+        "dateAsserted",
+        "start",
+        "end",
+        "timestamp",
+    }
+)
 
 
 def default_directory() -> Path:
@@ -87,7 +101,9 @@ def current(bundle: dict[str, Any], today: date) -> dict[str, Any]:
 
 
 def resources(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [e["resource"] for e in bundle.get("entry") or () if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    return [
+        e["resource"] for e in bundle.get("entry") or () if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+    ]
 
 
 def patient_id(bundle: Mapping[str, Any]) -> str:
@@ -97,7 +113,9 @@ def patient_id(bundle: Mapping[str, Any]) -> str:
     return str(patient["id"])
 
 
-def prefetch_from(bundle: Mapping[str, Any], service: ServiceDefinition, keys: set[str] | None = None) -> dict[str, Any]:
+def prefetch_from(
+    bundle: Mapping[str, Any], service: ServiceDefinition, keys: set[str] | None = None
+) -> dict[str, Any]:
     """Prefetch values for the service's keys, from one patient's Bundle (searchset Bundles, the Patient itself)."""
     by_type: dict[str, list[dict[str, Any]]] = {}
     for resource in resources(bundle):
@@ -110,13 +128,22 @@ def prefetch_from(bundle: Mapping[str, Any], service: ServiceDefinition, keys: s
         if "?" not in key.template:
             out[key.name] = found[0] if found else None
         else:
-            out[key.name] = {"resourceType": "Bundle", "type": "searchset", "total": len(found),
-                             "entry": [{"resource": r, "search": {"mode": "match"}} for r in found]}
+            out[key.name] = {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "total": len(found),
+                "entry": [{"resource": r, "search": {"mode": "match"}} for r in found],
+            }
     return out
 
 
-def hook_request(patient: str, user_id: str, prefetch: Mapping[str, Any] | None = None,
-                 fhir_server: str | None = None, access_token: str | None = None) -> dict[str, Any]:
+def hook_request(
+    patient: str,
+    user_id: str,
+    prefetch: Mapping[str, Any] | None = None,
+    fhir_server: str | None = None,
+    access_token: str | None = None,
+) -> dict[str, Any]:
     """A patient-view request as an EHR sends it."""
     request: dict[str, Any] = {
         "hook": "patient-view",
@@ -126,8 +153,14 @@ def hook_request(patient: str, user_id: str, prefetch: Mapping[str, Any] | None 
     if fhir_server:
         request["fhirServer"] = fhir_server
     if fhir_server and access_token:
-        request["fhirAuthorization"] = {"access_token": access_token, "token_type": "Bearer", "expires_in": 300,
-                                        "scope": "patient/*.read", "subject": "sortace-cds", "patient": patient}
+        request["fhirAuthorization"] = {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "sortace-cds",
+            "patient": patient,
+        }
     if prefetch is not None:
         request["prefetch"] = dict(prefetch)
     return request
@@ -135,7 +168,13 @@ def hook_request(patient: str, user_id: str, prefetch: Mapping[str, Any] | None 
 
 def transaction(bundle: Mapping[str, Any]) -> dict[str, Any]:
     """A transaction Bundle that PUTs every resource (client-assigned ids, safe for HAPI: never purely numeric)."""
-    entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-               for r in resources(bundle)]
-    return {"resourceType": "Bundle", "type": "transaction", "timestamp": datetime.now().astimezone().isoformat(),
-            "entry": entries}
+    entries = [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+        for r in resources(bundle)
+    ]
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "timestamp": datetime.now().astimezone().isoformat(),
+        "entry": entries,
+    }

@@ -63,8 +63,9 @@ class HookResult:
     suppressed: str | None = None
 
 
-def run_hook(payload: Any, service: ServiceDefinition, caller: Caller, runtime: HookRuntime,
-             today: date | None = None) -> HookResult:
+def run_hook(
+    payload: Any, service: ServiceDefinition, caller: Caller, runtime: HookRuntime, today: date | None = None
+) -> HookResult:
     """Answer a service call.
 
     :raise InvalidRequest: the body is not a valid patient-view request (400).
@@ -78,8 +79,10 @@ def run_hook(payload: Any, service: ServiceDefinition, caller: Caller, runtime: 
     try:
         data = to_patient_data(gathered, runtime.preselector)
     except PatientUnreadable as exc:
-        raise PrefetchUnavailable(f"patient: {exc}", [Issue(f"prefetch key 'patient': {exc}", code="incomplete",
-                                                            expression="prefetch.patient")]) from exc
+        raise PrefetchUnavailable(
+            f"patient: {exc}",
+            [Issue(f"prefetch key 'patient': {exc}", code="incomplete", expression="prefetch.patient")],
+        ) from exc
     now = runtime.clock()
     today = today or now.date()
     knowledge = runtime.knowledge
@@ -91,17 +94,26 @@ def run_hook(payload: Any, service: ServiceDefinition, caller: Caller, runtime: 
     shown = () if suppressed else tuple(cards)
     response = service_response(shown)
     _record(shown, assessment, request, service, caller, key, now, runtime)
-    log.info("hook answered", extra={
-        "hookInstance": request.hook_instance[:80], "service": service.id, "issuer": caller.issuer,
-        "outcome": assessment.outcome.value, "cards": len(shown), "suppressed": suppressed,
-        "exclusions": [f.code for f in assessment.exclusions], "missing": [f.code for f in assessment.missing],
-        "ms": round((time.monotonic() - started) * 1000, 1),
-    })
+    log.info(
+        "hook answered",
+        extra={
+            "hookInstance": request.hook_instance[:80],
+            "service": service.id,
+            "issuer": caller.issuer,
+            "outcome": assessment.outcome.value,
+            "cards": len(shown),
+            "suppressed": suppressed,
+            "exclusions": [f.code for f in assessment.exclusions],
+            "missing": [f.code for f in assessment.missing],
+            "ms": round((time.monotonic() - started) * 1000, 1),
+        },
+    )
     return HookResult(response, request, assessment, shown, suppressed)
 
 
-def _suppressed(assessment: Assessment, cards: list[Card], service: ServiceDefinition, key: str, now: datetime,
-                runtime: HookRuntime) -> str | None:
+def _suppressed(
+    assessment: Assessment, cards: list[Card], service: ServiceDefinition, key: str, now: datetime, runtime: HookRuntime
+) -> str | None:
     if assessment.own_proposal is not None:
         return f"SOR-TACE proposal already in the record ({assessment.own_proposal.reference})"
     if runtime.store is None:
@@ -117,15 +129,29 @@ def _suppressed(assessment: Assessment, cards: list[Card], service: ServiceDefin
     return None
 
 
-def _record(cards: tuple[Card, ...], assessment: Assessment, request: HookRequest, service: ServiceDefinition,
-            caller: Caller, key: str, now: datetime, runtime: HookRuntime) -> None:
+def _record(
+    cards: tuple[Card, ...],
+    assessment: Assessment,
+    request: HookRequest,
+    service: ServiceDefinition,
+    caller: Caller,
+    key: str,
+    now: datetime,
+    runtime: HookRuntime,
+) -> None:
     if runtime.store is None or not cards:
         return
     entries = [
         LedgerEntry(
-            card_uuid=card.uuid, service_id=service.id, hook_instance=request.hook_instance, issuer=caller.issuer,
-            kind=card.kind, fact_digest=assessment.digest(), patient_key=key,
-            suggestion_uuids=tuple(s.uuid for s in card.suggestions), created_at=now,
+            card_uuid=card.uuid,
+            service_id=service.id,
+            hook_instance=request.hook_instance,
+            issuer=caller.issuer,
+            kind=card.kind,
+            fact_digest=assessment.digest(),
+            patient_key=key,
+            suggestion_uuids=tuple(s.uuid for s in card.suggestions),
+            created_at=now,
         )
         for card in cards
     ]

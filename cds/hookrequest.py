@@ -64,11 +64,14 @@ def parse_json_body(body: bytes, content_type: str | None) -> Any:
     :raise InvalidRequest: the media type is not JSON or the body does not parse.
     """
     media_type = (content_type or "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not (media_type.startswith("application/") and media_type.endswith("+json")):
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
         shown = media_type or "none"
-        raise InvalidRequest(f"Content-Type must be application/json (got {shown})", [
-            Issue(f"Content-Type must be application/json (got {shown})", code="not-supported")
-        ])
+        raise InvalidRequest(
+            f"Content-Type must be application/json (got {shown})",
+            [Issue(f"Content-Type must be application/json (got {shown})", code="not-supported")],
+        )
     try:
         return json.loads(body)
     except UnicodeDecodeError as exc:
@@ -86,19 +89,23 @@ def parse_hook_request(payload: Any, service: ServiceDefinition) -> HookRequest:
         raise InvalidRequest("Body must be a JSON object")
     issues = schema_issues("hook-request", payload)
     if not issues and payload["hook"] != service.hook:
-        issues.append(Issue(
-            f"hook: service '{service.id}' answers the '{service.hook}' hook, not '{payload['hook']}'",
-            expression="hook",
-        ))
+        issues.append(
+            Issue(
+                f"hook: service '{service.id}' answers the '{service.hook}' hook, not '{payload['hook']}'",
+                expression="hook",
+            )
+        )
     auth_raw = payload.get("fhirAuthorization")
     if auth_raw is not None and "fhirServer" not in payload:
         issues.append(Issue("fhirAuthorization: given without fhirServer", expression="fhirAuthorization"))
     context = payload.get("context") if isinstance(payload.get("context"), dict) else {}
     if isinstance(auth_raw, dict) and "patient" in auth_raw and auth_raw["patient"] != context.get("patientId"):
-        issues.append(Issue(
-            "fhirAuthorization.patient: names a different patient than context.patientId",
-            expression="fhirAuthorization.patient",
-        ))
+        issues.append(
+            Issue(
+                "fhirAuthorization.patient: names a different patient than context.patientId",
+                expression="fhirAuthorization.patient",
+            )
+        )
     if issues:
         raise InvalidRequest(issues[0].diagnostics, issues)
 

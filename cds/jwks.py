@@ -26,8 +26,14 @@ JWKS_FETCH_TIMEOUT = (2.0, 3.0)
 class KeySource:
     """One JWK Set with its cache; ``key(kid)`` answers from the cache or refreshes it."""
 
-    def __init__(self, load: Callable[[], dict[str, Any]], name: str, cache_seconds: float, cooldown_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        load: Callable[[], dict[str, Any]],
+        name: str,
+        cache_seconds: float,
+        cooldown_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._load = load
         self.name = name
         self._cache_seconds = cache_seconds
@@ -51,7 +57,9 @@ class KeySource:
         try:
             data = self._load()
         except (OSError, ValueError, requests.RequestException) as exc:
-            log.warning("cannot load JWK Set; keeping cached keys", extra={"source": self.name, "error": type(exc).__name__})
+            log.warning(
+                "cannot load JWK Set; keeping cached keys", extra={"source": self.name, "error": type(exc).__name__}
+            )
             return
         keys: dict[str, jwt.PyJWK] = {}
         for item in data.get("keys", []) if isinstance(data, dict) else []:
@@ -60,7 +68,9 @@ class KeySource:
             try:
                 keys[item["kid"]] = jwt.PyJWK(item)
             except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
-                log.warning("skipping an unusable key in a JWK Set", extra={"source": self.name, "kid": str(item["kid"])[:80]})
+                log.warning(
+                    "skipping an unusable key in a JWK Set", extra={"source": self.name, "kid": str(item["kid"])[:80]}
+                )
         self._keys = keys
         log.info("loaded JWK Set", extra={"source": self.name, "keys": len(keys)})
 
@@ -73,14 +83,17 @@ def file_loader(path: str) -> Callable[[], dict[str, Any]]:
     def load() -> dict[str, Any]:
         data: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
         return data
+
     return load
 
 
 def url_loader(url: str, session: requests.Session) -> Callable[[], dict[str, Any]]:
     def load() -> dict[str, Any]:
-        response = session.get(url, timeout=JWKS_FETCH_TIMEOUT, allow_redirects=False,
-                               headers={"Accept": "application/json"})
+        response = session.get(
+            url, timeout=JWKS_FETCH_TIMEOUT, allow_redirects=False, headers={"Accept": "application/json"}
+        )
         response.raise_for_status()
         data: dict[str, Any] = response.json()
         return data
+
     return load

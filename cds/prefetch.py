@@ -115,7 +115,9 @@ def _use_prefetched(state: _KeyState, value: Any) -> bool:
             if not isinstance(resource, dict):
                 continue
             if resource.get("resourceType") == "OperationOutcome":
-                if any(i.get("severity") in ("error", "fatal") for i in resource.get("issue") or () if isinstance(i, dict)):
+                if any(
+                    i.get("severity") in ("error", "fatal") for i in resource.get("issue") or () if isinstance(i, dict)
+                ):
                     state.failure = "the EHR's search failed (its Bundle carries an error OperationOutcome)"
                     state.resources.clear()
                     log.warning("prefetch Bundle holds an error OperationOutcome", extra={"key": name})
@@ -136,8 +138,9 @@ def _next_link(value: Any) -> str | None:
     return next((link.get("url") for link in value.get("link") or () if link.get("relation") == "next"), None)
 
 
-def _submit(pending: dict[str, Future[FetchResult]], state: _KeyState, access: FhirAccess, executor: Executor,
-            call: Any) -> None:
+def _submit(
+    pending: dict[str, Future[FetchResult]], state: _KeyState, access: FhirAccess, executor: Executor, call: Any
+) -> None:
     if state.failure:
         return
     if access.client is None:
@@ -171,17 +174,26 @@ def _collect(states: dict[str, _KeyState], pending: dict[str, Future[FetchResult
         state.resources.extend(result.resources)
         if not result.complete:
             state.incomplete = result.note
-        log.info("fetched prefetch key", extra={"key": name, "pages": result.pages, "entries": len(result.resources),
-                                                  "complete": result.complete})
-    log.info("prefetch completion finished", extra={"keys": sorted(pending), "ms": round((time.monotonic() - started) * 1000)})
+        log.info(
+            "fetched prefetch key",
+            extra={"key": name, "pages": result.pages, "entries": len(result.resources), "complete": result.complete},
+        )
+    log.info(
+        "prefetch completion finished",
+        extra={"keys": sorted(pending), "ms": round((time.monotonic() - started) * 1000)},
+    )
 
 
 def _gathered(states: dict[str, _KeyState], request: HookRequest, queries: Mapping[str, str | None]) -> GatheredData:
     required_failures = [s for s in states.values() if s.failure and s.key.required]
     if required_failures:
         issues = [
-            Issue(f"prefetch key '{s.key.name}' ({queries[s.key.name] or s.key.template}) could not be obtained: {s.failure}",
-                  code="incomplete", expression=f"prefetch.{s.key.name}")
+            Issue(
+                f"prefetch key '{s.key.name}' ({queries[s.key.name] or s.key.template}) "
+                f"could not be obtained: {s.failure}",
+                code="incomplete",
+                expression=f"prefetch.{s.key.name}",
+            )
             for s in required_failures
         ]
         names = ", ".join(s.key.name for s in required_failures)
@@ -204,8 +216,10 @@ def _gathered(states: dict[str, _KeyState], request: HookRequest, queries: Mappi
             if resource.get("resourceType") != expected:
                 continue
             if not belongs_to(resource, request.patient_id):
-                log.warning("discarded a resource of another patient",
-                            extra={"key": state.key.name, "resource": f"{expected}/{resource.get('id')}"})
+                log.warning(
+                    "discarded a resource of another patient",
+                    extra={"key": state.key.name, "resource": f"{expected}/{resource.get('id')}"},
+                )
                 notes.append(f"{expected}/{resource.get('id')} does not belong to this patient and was ignored")
                 continue
             resources.setdefault(expected, {})[(expected, str(resource.get("id")))] = resource

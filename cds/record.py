@@ -140,7 +140,9 @@ def _parse(raw: Mapping[str, Any], notes: list[str]) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()))
-        notes.append(f"{raw.get('resourceType')}/{raw.get('id', '(no id)')} is not valid FHIR R4 and was ignored ({where})")
+        notes.append(
+            f"{raw.get('resourceType')}/{raw.get('id', '(no id)')} is not valid FHIR R4 and was ignored ({where})"
+        )
         return None
 
 
@@ -154,7 +156,7 @@ def _walk(value: Any) -> Iterator[tuple[str | None, str | None, str | None]]:
             text = value.get(key)
             if isinstance(text, str):
                 yield None, None, text
-        for key, child in value.items():
+        for child in value.values():
             if isinstance(child, dict | list):
                 yield from _walk(child)
     elif isinstance(value, list):
@@ -166,4 +168,8 @@ def _walk(value: Any) -> Iterator[tuple[str | None, str | None, str | None]]:
 
 def _unnamed_reference(resource: Mapping[str, Any]) -> bool:
     reference = resource.get("medicationReference")
-    return isinstance(reference, dict) and not reference.get("display") and not str(reference.get("reference", "")).startswith("#")
+    return (
+        isinstance(reference, dict)
+        and not reference.get("display")
+        and not str(reference.get("reference", "")).startswith("#")
+    )

@@ -54,7 +54,9 @@ class Report:
         }
 
 
-def build_report(ledger: Sequence[dict[str, Any]], feedback: Sequence[dict[str, Any]], since: datetime | None) -> Report:
+def build_report(
+    ledger: Sequence[dict[str, Any]], feedback: Sequence[dict[str, Any]], since: datetime | None
+) -> Report:
     """Aggregate ledger and feedback rows (as stored) into the report."""
     by_card: dict[str, list[dict[str, Any]]] = {}
     for item in feedback:
@@ -83,10 +85,18 @@ def build_report(ledger: Sequence[dict[str, Any]], feedback: Sequence[dict[str, 
         if minutes.get(key):
             row.median_minutes_to_decision = round(statistics.median(minutes[key]), 1)
     shown_cards = {card["card_uuid"] for card in ledger}
-    unknown = sum(1 for item in feedback if not item["known_card"] and item["card_uuid"] not in shown_cards
-                  and (since is None or _utc(item["received_at"]) >= since))
-    return Report(since.date().isoformat() if since else None, sorted(rows.values(), key=lambda r: (r.service_id, r.kind)),
-                  unknown)
+    unknown = sum(
+        1
+        for item in feedback
+        if not item["known_card"]
+        and item["card_uuid"] not in shown_cards
+        and (since is None or _utc(item["received_at"]) >= since)
+    )
+    return Report(
+        since.date().isoformat() if since else None,
+        sorted(rows.values(), key=lambda r: (r.service_id, r.kind)),
+        unknown,
+    )
 
 
 def render(report: Report, fmt: str) -> str:
@@ -138,12 +148,34 @@ def _text(report: Report) -> str:
 def _csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["service_id", "kind", "shown", "decided", "accepted", "overridden", "acceptance_rate",
-                     "median_minutes_to_decision", "override_comments", "override_reasons"])
+    writer.writerow(
+        [
+            "service_id",
+            "kind",
+            "shown",
+            "decided",
+            "accepted",
+            "overridden",
+            "acceptance_rate",
+            "median_minutes_to_decision",
+            "override_comments",
+            "override_reasons",
+        ]
+    )
     for row in report.rows:
-        writer.writerow([row.service_id, row.kind, row.shown, row.decided, row.accepted, row.overridden,
-                         "" if row.acceptance_rate is None else row.acceptance_rate,
-                         "" if row.median_minutes_to_decision is None else row.median_minutes_to_decision,
-                         row.override_comments, "; ".join(f"{r}={c}" for r, c in row.override_reasons.items())])
+        writer.writerow(
+            [
+                row.service_id,
+                row.kind,
+                row.shown,
+                row.decided,
+                row.accepted,
+                row.overridden,
+                "" if row.acceptance_rate is None else row.acceptance_rate,
+                "" if row.median_minutes_to_decision is None else row.median_minutes_to_decision,
+                row.override_comments,
+                "; ".join(f"{r}={c}" for r, c in row.override_reasons.items()),
+            ]
+        )
     writer.writerow(["(unknown cards)", "", "", "", "", "", "", "", "", f"feedback={report.unknown_card_feedback}"])
     return out.getvalue().rstrip("\n")

@@ -55,12 +55,14 @@ class Suggestion:
     is_recommended: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return _compact({
-            "label": self.label,
-            "uuid": self.uuid,
-            "isRecommended": self.is_recommended,
-            "actions": [a.to_json() for a in self.actions],
-        })
+        return _compact(
+            {
+                "label": self.label,
+                "uuid": self.uuid,
+                "isRecommended": self.is_recommended,
+                "actions": [a.to_json() for a in self.actions],
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -80,17 +82,19 @@ class Card:
     links: tuple[Link, ...] = field(default_factory=tuple)
 
     def to_json(self) -> dict[str, Any]:
-        return _compact({
-            "uuid": self.uuid,
-            "summary": self.summary,
-            "detail": self.detail,
-            "indicator": self.indicator,
-            "source": _compact({"label": self.source_label, "url": self.source_url}),
-            "suggestions": [s.to_json() for s in self.suggestions],
-            "selectionBehavior": self.selection_behavior,
-            "overrideReasons": [o.to_json() for o in self.override_reasons],
-            "links": [link.to_json() for link in self.links],
-        })
+        return _compact(
+            {
+                "uuid": self.uuid,
+                "summary": self.summary,
+                "detail": self.detail,
+                "indicator": self.indicator,
+                "source": _compact({"label": self.source_label, "url": self.source_url}),
+                "suggestions": [s.to_json() for s in self.suggestions],
+                "selectionBehavior": self.selection_behavior,
+                "overrideReasons": [o.to_json() for o in self.override_reasons],
+                "links": [link.to_json() for link in self.links],
+            }
+        )
 
 
 def service_response(cards: Sequence[Card]) -> dict[str, Any]:

@@ -42,11 +42,15 @@ def check_bind(settings: Settings) -> None:
     if is_loopback(settings.server.host) or settings.server.force_insecure_bind:
         return
     if settings.auth.mode == "off":
-        raise SettingsError(f"auth is off: refusing to listen on {settings.server.host} (only loopback); "
-                            "set server.force_insecure_bind = true to override")
+        raise SettingsError(
+            f"auth is off: refusing to listen on {settings.server.host} (only loopback); "
+            "set server.force_insecure_bind = true to override"
+        )
     if any(issuer.iss == SANDBOX_ISSUER for issuer in settings.auth.issuers):
-        raise SettingsError("the CDS Hooks Sandbox's private key is public: refusing to trust it on "
-                            f"{settings.server.host}; set server.force_insecure_bind = true to override")
+        raise SettingsError(
+            "the CDS Hooks Sandbox's private key is public: refusing to trust it on "
+            f"{settings.server.host}; set server.force_insecure_bind = true to override"
+        )
 
 
 def preflight(settings: Settings) -> None:
@@ -100,9 +104,17 @@ def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; in-flight requests finish within the graceful timeout."""
     configure_logging(settings.log_level)
     preflight(settings)
-    log.info("starting", extra={"bind": f"{settings.server.host}:{settings.server.port}", "profile": settings.profile,
-                                "public_base_url": settings.public_base_url, "auth": settings.auth.mode,
-                                "workers": settings.server.workers, "threads": settings.server.threads})
+    log.info(
+        "starting",
+        extra={
+            "bind": f"{settings.server.host}:{settings.server.port}",
+            "profile": settings.profile,
+            "public_base_url": settings.public_base_url,
+            "auth": settings.auth.mode,
+            "workers": settings.server.workers,
+            "threads": settings.server.threads,
+        },
+    )
     ServiceApplication(settings).run()
 
 

@@ -70,8 +70,9 @@ class ServerSettings:
 class AuthSettings:
     mode: Literal["jwt", "off"] = "jwt"
     issuers: tuple[IssuerSettings, ...] = ()
-    # Trust a development key pair generated in the data directory (development profile only).
+    # Trust a development key pair generated in the data directory (development profile only), for these servers.
     trust_dev_issuer: bool = False
+    dev_issuer_fhir_servers: tuple[str, ...] = LOOPBACK_FHIR_SERVERS
     leeway_seconds: int = 30
     max_token_lifetime_seconds: int = 3600
     jwks_cache_seconds: int = 3600

@@ -58,11 +58,18 @@ def settings_factory(tmp_path: Path, es384: SigningKey, rs384: SigningKey) -> Se
         base: dict[str, Any] = {
             "public_base_url": PUBLIC_BASE,
             "data_dir": str(tmp_path / "data"),
-            "auth": {"issuers": [
-                {"iss": EHR_ISSUER, "jwks": es384.jwks(), "fhir_servers": ["http://127.0.0.1:*"]},
-                {"iss": EPIC_ISSUER, "jwks": rs384.jwks(), "algorithms": ["RS384"],
-                 "audiences": ["urn:epic:fixed-audience"], "fhir_servers": ["http://127.0.0.1:*"]},
-            ]},
+            "auth": {
+                "issuers": [
+                    {"iss": EHR_ISSUER, "jwks": es384.jwks(), "fhir_servers": ["http://127.0.0.1:*"]},
+                    {
+                        "iss": EPIC_ISSUER,
+                        "jwks": rs384.jwks(),
+                        "algorithms": ["RS384"],
+                        "audiences": ["urn:epic:fixed-audience"],
+                        "fhir_servers": ["http://127.0.0.1:*"],
+                    },
+                ]
+            },
             "fhir": {"deadline_seconds": 5.0, "connect_timeout_seconds": 1.0},
         }
         return load_settings(environ={}, overrides=_merge(copy.deepcopy(base), overrides))

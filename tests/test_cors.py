@@ -11,8 +11,11 @@ from tests.support import SERVICE_ID
 
 PATHS = ["/cds-services", f"/cds-services/{SERVICE_ID}", f"/cds-services/{SERVICE_ID}/feedback"]
 SANDBOX = "https://sandbox.cds-hooks.org"
-PREFLIGHT = {"Origin": SANDBOX, "Access-Control-Request-Method": "POST",
-             "Access-Control-Request-Headers": "authorization, content-type"}
+PREFLIGHT = {
+    "Origin": SANDBOX,
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization, content-type",
+}
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -48,5 +51,9 @@ def test_star_origin_is_refused_in_production(settings_factory: SettingsFactory)
     from cds.settings import SettingsError
 
     with pytest.raises(SettingsError, match="only in the development profile"):
-        settings_factory(profile="production", cors={"allowed_origins": ["*"]}, auth={"trust_dev_issuer": False},
-                         fhir={"allow_plain_http_token": False})
+        settings_factory(
+            profile="production",
+            cors={"allowed_origins": ["*"]},
+            auth={"trust_dev_issuer": False},
+            fhir={"allow_plain_http_token": False},
+        )

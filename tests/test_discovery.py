@@ -7,8 +7,15 @@ import re
 from tests.conftest import CdsCaller
 from tests.support import SERVICE_ID
 
-ALLOWED_TOKENS = {"context.userId", "context.patientId", "context.encounterId", "userPractitionerId",
-                  "userPractitionerRoleId", "userPatientId", "userRelatedPersonId"}
+ALLOWED_TOKENS = {
+    "context.userId",
+    "context.patientId",
+    "context.encounterId",
+    "userPractitionerId",
+    "userPractitionerRoleId",
+    "userPatientId",
+    "userRelatedPersonId",
+}
 
 
 def test_discovery_lists_the_patient_view_service(cds: CdsCaller) -> None:
@@ -37,8 +44,9 @@ def test_discovery_prefetch_templates_use_only_2_0_tokens_and_plain_fhir_search(
         for parameter in filter(None, query.split("&")):
             name = parameter.split("=")[0]
             assert name in {"patient", "_count", "_sort"}  # checklist 27: only allowed search parameters
-    assert {"patient", "conditions", "procedures", "observations", "medicationRequests",
-            "medicationStatements"} <= set(prefetch)
+    assert {"patient", "conditions", "procedures", "observations", "medicationRequests", "medicationStatements"} <= set(
+        prefetch
+    )
 
 
 def test_service_id_from_discovery_is_routable(cds: CdsCaller) -> None:

@@ -20,8 +20,12 @@ def shown_card(cds: CdsCaller) -> dict[str, Any]:
 
 
 def accepted(card: dict[str, Any], when: str = "2026-11-24T10:00:00.123Z") -> dict[str, Any]:
-    return {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": when,
-            "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}]}
+    return {
+        "card": card["uuid"],
+        "outcome": "accepted",
+        "outcomeTimestamp": when,
+        "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+    }
 
 
 def overridden(card_id: str, when: str = "2026-11-24T10:05:00Z", **extra: Any) -> dict[str, Any]:
@@ -49,7 +53,10 @@ def test_a_batch_covering_several_cards_and_outcomes_is_kept_in_order(app: Flask
     assert cds.feedback({"feedback": batch}).get_json() == {"stored": 3, "duplicates": 0}  # checklist 112
     rows = stored(app)
     assert [(r["card_uuid"], r["outcome"]) for r in rows] == [
-        (first["uuid"], "accepted"), (first["uuid"], "overridden"), (second["uuid"], "overridden")]
+        (first["uuid"], "accepted"),
+        (first["uuid"], "overridden"),
+        (second["uuid"], "overridden"),
+    ]
 
 
 def test_the_same_item_twice_is_stored_once(app: Flask, cds: CdsCaller) -> None:
@@ -67,8 +74,11 @@ def test_override_without_reason_with_comment_only_and_with_bare_coding(app: Fla
         overridden(card, "2026-11-24T10:01:00Z"),  # checklist 109
         overridden(card, "2026-11-24T10:02:00Z", overrideReason={"userComment": "Re-resection planned"}),  # 110
         overridden(card, "2026-11-24T10:03:00Z", overrideReason={"reason": {"code": "curative-option"}}),  # 111
-        overridden(card, "2026-11-24T10:04:00Z", overrideReason={"reason": {
-            "code": "contraindication", "system": "urn:sortace-cds:override-reason"}}),  # 111
+        overridden(
+            card,
+            "2026-11-24T10:04:00Z",
+            overrideReason={"reason": {"code": "contraindication", "system": "urn:sortace-cds:override-reason"}},
+        ),  # 111
     ]
     assert cds.feedback({"feedback": batch}).get_json()["stored"] == 4
     rows = stored(app)
@@ -78,9 +88,13 @@ def test_override_without_reason_with_comment_only_and_with_bare_coding(app: Fla
 
 def test_epic_override_reasons_plural_is_read(app: Flask, cds: CdsCaller) -> None:
     card = shown_card(cds)["uuid"]
-    item = overridden(card, overrideReasons={"reason": {"code": "patient-declines", "display": "Declines",
-                                                        "system": "urn:sortace-cds:override-reason"},
-                                             "userComment": "Wants a second opinion"})
+    item = overridden(
+        card,
+        overrideReasons={
+            "reason": {"code": "patient-declines", "display": "Declines", "system": "urn:sortace-cds:override-reason"},
+            "userComment": "Wants a second opinion",
+        },
+    )
     assert cds.feedback({"feedback": [item]}).status_code == 200
     (row,) = stored(app)
     assert (row["override_code"], row["override_comment"]) == ("patient-declines", "Wants a second opinion")
@@ -93,30 +107,77 @@ def test_feedback_for_an_unknown_card_is_stored_and_flagged(app: Flask, cds: Cds
     assert row["card_uuid"] == unknown and row["known_card"] is False
 
 
-@pytest.mark.parametrize(("body", "fragment"), [
-    ({}, "feedback: required field is missing"),  # checklist 105
-    ({"feedback": []}, "feedback: must contain at least one item"),  # checklist 104
-    ({"feedback": {"card": "x"}}, "feedback: must be of type array"),
-    ({"feedback": [{"outcome": "accepted", "outcomeTimestamp": "2026-11-24T10:00:00Z",
-                    "acceptedSuggestions": [{"id": "s"}]}]}, "feedback[0].card: required field is missing"),  # 105
-    ({"feedback": [{"card": "c", "outcomeTimestamp": "2026-11-24T10:00:00Z"}]},
-     "feedback[0].outcome: required field is missing"),  # checklist 105
-    ({"feedback": [{"card": "c", "outcome": "overridden"}]}, "feedback[0].outcomeTimestamp: required"),  # 105
-    ({"feedback": [{"card": "c", "outcome": "dismissed", "outcomeTimestamp": "2026-11-24T10:00:00Z"}]},
-     "feedback[0].outcome: must be one of accepted, overridden"),  # checklist 106
-    ({"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-24T10:00:00Z"}]},
-     "feedback[0].acceptedSuggestions: required field is missing"),  # checklist 107
-    ({"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-24T10:00:00Z",
-                    "acceptedSuggestions": []}]}, "feedback[0].acceptedSuggestions: must contain at least one"),  # 107
-    ({"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-24T10:00:00Z",
-                    "acceptedSuggestions": [{"uuid": "s"}]}]}, "feedback[0].acceptedSuggestions[0].id: required"),
-    ({"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "yesterday"}]},
-     "feedback[0].outcomeTimestamp"),  # checklist 108
-    ({"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-02-30T10:00:00Z"}]},
-     "not a valid rfc3339-date-time"),  # checklist 108: an impossible date
-    ({"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-11-24T10:00:00"}]},
-     "not a valid rfc3339-date-time"),  # checklist 108: RFC 3339 needs an offset
-])
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({}, "feedback: required field is missing"),  # checklist 105
+        ({"feedback": []}, "feedback: must contain at least one item"),  # checklist 104
+        ({"feedback": {"card": "x"}}, "feedback: must be of type array"),
+        (
+            {
+                "feedback": [
+                    {
+                        "outcome": "accepted",
+                        "outcomeTimestamp": "2026-11-24T10:00:00Z",
+                        "acceptedSuggestions": [{"id": "s"}],
+                    }
+                ]
+            },
+            "feedback[0].card: required field is missing",
+        ),  # 105
+        (
+            {"feedback": [{"card": "c", "outcomeTimestamp": "2026-11-24T10:00:00Z"}]},
+            "feedback[0].outcome: required field is missing",
+        ),  # checklist 105
+        ({"feedback": [{"card": "c", "outcome": "overridden"}]}, "feedback[0].outcomeTimestamp: required"),  # 105
+        (
+            {"feedback": [{"card": "c", "outcome": "dismissed", "outcomeTimestamp": "2026-11-24T10:00:00Z"}]},
+            "feedback[0].outcome: must be one of accepted, overridden",
+        ),  # checklist 106
+        (
+            {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2026-11-24T10:00:00Z"}]},
+            "feedback[0].acceptedSuggestions: required field is missing",
+        ),  # checklist 107
+        (
+            {
+                "feedback": [
+                    {
+                        "card": "c",
+                        "outcome": "accepted",
+                        "outcomeTimestamp": "2026-11-24T10:00:00Z",
+                        "acceptedSuggestions": [],
+                    }
+                ]
+            },
+            "feedback[0].acceptedSuggestions: must contain at least one",
+        ),  # 107
+        (
+            {
+                "feedback": [
+                    {
+                        "card": "c",
+                        "outcome": "accepted",
+                        "outcomeTimestamp": "2026-11-24T10:00:00Z",
+                        "acceptedSuggestions": [{"uuid": "s"}],
+                    }
+                ]
+            },
+            "feedback[0].acceptedSuggestions[0].id: required",
+        ),
+        (
+            {"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "yesterday"}]},
+            "feedback[0].outcomeTimestamp",
+        ),  # checklist 108
+        (
+            {"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-02-30T10:00:00Z"}]},
+            "not a valid rfc3339-date-time",
+        ),  # checklist 108: an impossible date
+        (
+            {"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2026-11-24T10:00:00"}]},
+            "not a valid rfc3339-date-time",
+        ),  # checklist 108: RFC 3339 needs an offset
+    ],
+)
 def test_invalid_feedback_is_400_naming_item_and_field(app: Flask, cds: CdsCaller, body: Any, fragment: str) -> None:
     assert_outcome(cds.feedback(body), 400, fragment)
     assert stored(app) == []

@@ -14,7 +14,15 @@ import pytest
 from cds.fixtures import current, load_bundle
 from fhir_fixtures import generate
 from tests.conftest import CdsCaller
-from tests.support import FIXTURES, ROOT, FhirTestServer, fixture_bundle, fixture_expectation, fixture_names, fixture_request
+from tests.support import (
+    FIXTURES,
+    ROOT,
+    FhirTestServer,
+    fixture_bundle,
+    fixture_expectation,
+    fixture_names,
+    fixture_request,
+)
 
 NAMES = fixture_names()
 
@@ -40,8 +48,11 @@ def check_cards(body: dict[str, Any], expect: dict[str, Any]) -> None:
 def test_committed_fixtures_are_what_the_generator_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(generate, "HERE", tmp_path)
     generate.write_all()
-    for written in tmp_path.iterdir():
-        assert written.read_text(encoding="utf-8") == (FIXTURES / written.name).read_text(encoding="utf-8"), written.name
+    written = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    assert len(written) > 30
+    for path in written:
+        relative = path.relative_to(tmp_path)
+        assert path.read_text(encoding="utf-8") == (FIXTURES / relative).read_text(encoding="utf-8"), str(relative)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -57,9 +68,15 @@ def test_fixture_resources_are_valid_r4(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_evaluate_gives_the_expected_outcome(name: str, tmp_path: Path) -> None:
     expect = fixture_expectation(name)
-    result = subprocess.run([sys.executable, "-m", "cds", "evaluate", str(FIXTURES / f"{name}.json")],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
-                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "-m", "cds", "evaluate", str(FIXTURES / f"{name}.json")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr
     assert f"outcome: {expect['outcome']}" in result.stderr
     for code in expect.get("exclusions", []) + expect.get("missing", []) + expect.get("cautions", []):

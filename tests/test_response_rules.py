@@ -71,8 +71,10 @@ def test_card_links_are_the_trials_identifiers(cds: CdsCaller) -> None:
     card = eligible_response(cds)["cards"][0]
     urls = {link["url"] for link in card["links"]}
     assert urls == {
-        "https://pubmed.ncbi.nlm.nih.gov/38900435/", "https://pmc.ncbi.nlm.nih.gov/articles/PMC11190833/",
-        "https://doi.org/10.1001/jamaoncol.2024.1831", "https://clinicaltrials.gov/study/NCT04103398",
+        "https://pubmed.ncbi.nlm.nih.gov/38900435/",
+        "https://pmc.ncbi.nlm.nih.gov/articles/PMC11190833/",
+        "https://doi.org/10.1001/jamaoncol.2024.1831",
+        "https://clinicaltrials.gov/study/NCT04103398",
     }
 
 
@@ -105,52 +107,71 @@ def test_draft_orders_are_valid_r4_and_tagged_as_ours(cds: CdsCaller) -> None:
 
 
 def card(**changes: Any) -> Card:
-    base: dict[str, Any] = {"uuid": str(uuid.uuid4()), "summary": "A summary", "indicator": "info",
-                            "source_label": "Source", "kind": "eligible"}
+    base: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "summary": "A summary",
+        "indicator": "info",
+        "source_label": "Source",
+        "kind": "eligible",
+    }
     base.update(changes)
     return Card(**base)
 
 
 def suggestion(**changes: Any) -> Suggestion:
-    base: dict[str, Any] = {"label": "Do it", "uuid": str(uuid.uuid4()),
-                            "actions": (Action("create", "Create", {"resourceType": "ServiceRequest"}),)}
+    base: dict[str, Any] = {
+        "label": "Do it",
+        "uuid": str(uuid.uuid4()),
+        "actions": (Action("create", "Create", {"resourceType": "ServiceRequest"}),),
+    }
     base.update(changes)
     return Suggestion(**base)
 
 
-@pytest.mark.parametrize(("bad", "problem"), [
-    (card(summary="x" * 140), "summary"),  # checklist 72
-    (card(indicator="hard-stop"), "indicator"),  # checklist 74
-    (card(source_label=""), "source"),  # checklist 75
-    (card(source_url="/relative"), "url"),  # checklist 77
-    (card(suggestions=(suggestion(),)), "selectionBehavior"),  # checklist 81
-    (card(selection_behavior="at-most-one"), "suggestions"),  # checklist 84
-    (card(suggestions=(suggestion(),), selection_behavior="all"), "selectionBehavior"),  # checklist 82
-    (card(suggestions=(suggestion(label=""),), selection_behavior="any"), "label"),  # checklist 85
-    (card(suggestions=(suggestion(actions=(Action("remove", "x"),)),), selection_behavior="any"), "type"),  # 88
-    (card(suggestions=(suggestion(actions=(Action("create", ""),)),), selection_behavior="any"), "description"),  # 89
-    (card(suggestions=(suggestion(actions=(Action("create", "no resource"),)),), selection_behavior="any"),
-     "resource"),  # checklist 90
-    (card(override_reasons=(Coding("urn:x", "c"),)), "display"),  # checklist 93
-    (card(links=(Link("PubMed", "pubmed.gov"),)), "url"),  # checklist 94
-    (card(links=(Link("App", "https://app", type="launch"),)), "type"),  # checklist 94
-    (card(uuid="not-a-uuid"), "uuid"),  # checklist 80
-])
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (card(summary="x" * 140), "summary"),  # checklist 72
+        (card(indicator="hard-stop"), "indicator"),  # checklist 74
+        (card(source_label=""), "source"),  # checklist 75
+        (card(source_url="/relative"), "url"),  # checklist 77
+        (card(suggestions=(suggestion(),)), "selectionBehavior"),  # checklist 81
+        (card(selection_behavior="at-most-one"), "suggestions"),  # checklist 84
+        (card(suggestions=(suggestion(),), selection_behavior="all"), "selectionBehavior"),  # checklist 82
+        (card(suggestions=(suggestion(label=""),), selection_behavior="any"), "label"),  # checklist 85
+        (card(suggestions=(suggestion(actions=(Action("remove", "x"),)),), selection_behavior="any"), "type"),  # 88
+        (
+            card(suggestions=(suggestion(actions=(Action("create", ""),)),), selection_behavior="any"),
+            "description",
+        ),  # 89
+        (
+            card(suggestions=(suggestion(actions=(Action("create", "no resource"),)),), selection_behavior="any"),
+            "resource",
+        ),  # checklist 90
+        (card(override_reasons=(Coding("urn:x", "c"),)), "display"),  # checklist 93
+        (card(links=(Link("PubMed", "pubmed.gov"),)), "url"),  # checklist 94
+        (card(links=(Link("App", "https://app", type="launch"),)), "type"),  # checklist 94
+        (card(uuid="not-a-uuid"), "uuid"),  # checklist 80
+    ],
+)
 def test_response_builder_refuses_a_card_that_breaks_a_rule(bad: Card, problem: str) -> None:
     with pytest.raises(ResponseContractError, match=problem):
         service_response([bad])
 
 
 def test_response_builder_refuses_two_recommended_suggestions_under_at_most_one() -> None:
-    bad = card(suggestions=(suggestion(is_recommended=True), suggestion(is_recommended=True)),
-               selection_behavior="at-most-one")
+    bad = card(
+        suggestions=(suggestion(is_recommended=True), suggestion(is_recommended=True)), selection_behavior="at-most-one"
+    )
     with pytest.raises(ResponseContractError, match="more than one recommended"):  # checklist 87
         service_response([bad])
 
 
 def test_response_builder_refuses_empty_values_in_embedded_resources() -> None:
-    bad = card(suggestions=(suggestion(actions=(Action("create", "x", {"resourceType": "ServiceRequest", "note": []}),)),),
-               selection_behavior="any")
+    bad = card(
+        suggestions=(suggestion(actions=(Action("create", "x", {"resourceType": "ServiceRequest", "note": []}),)),),
+        selection_behavior="any",
+    )
     with pytest.raises(ResponseContractError, match="empty value"):  # checklist 3, 4
         service_response([bad])
 

@@ -55,18 +55,23 @@ def test_invalid_json_is_400(cds: CdsCaller) -> None:
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_wrong_content_type_is_400(cds: CdsCaller, content_type: str | None) -> None:
-    assert_outcome(cds.post_raw(PATH, json.dumps(minimal()), content_type), 400, "Content-Type must be application/json")
+    assert_outcome(
+        cds.post_raw(PATH, json.dumps(minimal()), content_type), 400, "Content-Type must be application/json"
+    )
 
 
 def test_a_body_that_is_not_an_object_is_400(cds: CdsCaller) -> None:
     assert_outcome(cds.post_raw(PATH, "[1, 2]"), 400, "JSON object")
 
 
-@pytest.mark.parametrize(("remove", "expression"), [
-    ("hook", "hook"),  # checklist 33
-    ("hookInstance", "hookInstance"),  # checklist 34
-    ("context", "context"),  # checklist 36
-])
+@pytest.mark.parametrize(
+    ("remove", "expression"),
+    [
+        ("hook", "hook"),  # checklist 33
+        ("hookInstance", "hookInstance"),  # checklist 34
+        ("context", "context"),  # checklist 36
+    ],
+)
 def test_missing_required_members_are_400_naming_them(cds: CdsCaller, remove: str, expression: str) -> None:
     request = minimal()
     del request[remove]
@@ -85,13 +90,16 @@ def test_a_hook_other_than_patient_view_is_400(cds: CdsCaller) -> None:
     assert_outcome(cds.call(minimal(hook="order-select")), 400, "answers the 'patient-view' hook")  # checklist 37
 
 
-@pytest.mark.parametrize(("path", "value", "fragment"), [
-    (("hook",), 5, "hook: must be of type string"),  # checklist 35
-    (("context",), "p1", "context: must be of type object"),
-    (("context", "patientId"), 42, "context.patientId: must be of type string"),
-    (("prefetch",), [], "prefetch: must be of type object"),
-    (("fhirServer",), "ftp://x", "fhirServer"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        (("hook",), 5, "hook: must be of type string"),  # checklist 35
+        (("context",), "p1", "context: must be of type object"),
+        (("context", "patientId"), 42, "context.patientId: must be of type string"),
+        (("prefetch",), [], "prefetch: must be of type object"),
+        (("fhirServer",), "ftp://x", "fhirServer"),
+    ],
+)
 def test_wrong_types_are_400(cds: CdsCaller, path: tuple[str, ...], value: Any, fragment: str) -> None:
     request = minimal()
     target = request
@@ -144,15 +152,31 @@ def test_unknown_members_and_extensions_are_ignored(cds: CdsCaller) -> None:
 
 
 def test_fhir_authorization_without_fhir_server_is_400(cds: CdsCaller) -> None:
-    request = minimal(fhirAuthorization={"access_token": "secret-token-1", "token_type": "Bearer", "expires_in": 300,
-                                         "scope": "patient/*.read", "subject": "cds"})
+    request = minimal(
+        fhirAuthorization={
+            "access_token": "secret-token-1",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "cds",
+        }
+    )
     body = assert_outcome(cds.call(request), 400, "fhirAuthorization: given without fhirServer")  # checklist 45
     assert "secret-token-1" not in json.dumps(body)
 
 
 def test_fhir_authorization_for_another_patient_is_400(cds: CdsCaller) -> None:
-    request = minimal(fhirServer="http://127.0.0.1:1/fhir", fhirAuthorization={
-        "access_token": "t", "token_type": "Bearer", "expires_in": 300, "scope": "s", "subject": "c", "patient": "other"})
+    request = minimal(
+        fhirServer="http://127.0.0.1:1/fhir",
+        fhirAuthorization={
+            "access_token": "t",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "s",
+            "subject": "c",
+            "patient": "other",
+        },
+    )
     assert_outcome(cds.call(request), 400, "names a different patient")  # checklist 48
 
 
@@ -181,6 +205,11 @@ def test_a_body_over_the_limit_is_413(settings_factory: Any, es384: SigningKey) 
 
 
 def test_pre_1_0_request_shape_is_400(cds: CdsCaller) -> None:
-    request = {"hook": "patient-view", "hookInstance": str(uuid.uuid4()), "user": "Practitioner/x", "patient": "p1",
-               "context": {"patientId": "p1"}}
+    request = {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "user": "Practitioner/x",
+        "patient": "p1",
+        "context": {"patientId": "p1"},
+    }
     assert_outcome(cds.call(request), 400, "context.userId")  # checklist 147

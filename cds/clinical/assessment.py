@@ -93,7 +93,9 @@ def _population_exclusions(facts: dict[str, Fact]) -> list[Finding]:
         out.append(Finding("no-hepatectomy", resection.note or "no dated partial hepatectomy", resection.evidence))
     recurrence = facts.get("recurrence")
     if recurrence is not None and recurrence.value != "confirmed":
-        out.append(Finding("no-recurrence", recurrence.note or "no recurrence after the hepatectomy", recurrence.evidence))
+        out.append(
+            Finding("no-recurrence", recurrence.note or "no recurrence after the hepatectomy", recurrence.evidence)
+        )
     if facts["deceased"].value == "yes":
         out.append(Finding("deceased", "patient is deceased", facts["deceased"].evidence))
     if facts["transplant"].value == "yes":
@@ -113,11 +115,17 @@ def _trial_exclusions(facts: dict[str, Fact], criteria: Criteria) -> list[Findin
         exclude("margin-involved", facts["margin"], "resection margin involved (R1/R2)")
     stage = facts["stage"]
     if stage.value is not None and stage.value not in criteria.eligible_bclc:
-        exclude("stage-not-b", stage, f"stage at recurrence {stage.value}, not BCLC B" + (f" ({stage.note})" if stage.note else ""))
+        exclude(
+            "stage-not-b",
+            stage,
+            f"stage at recurrence {stage.value}, not BCLC B" + (f" ({stage.note})" if stage.note else ""),
+        )
     cp = facts["child_pugh"]
     if cp.value == "decompensated":
         exclude("decompensated", cp, "decompensated liver disease")
-    elif cp.value is not None and (cp.value.startswith("C") or (child_pugh_score(cp.value) or 0) > criteria.child_pugh_caution_max):
+    elif cp.value is not None and (
+        cp.value.startswith("C") or (child_pugh_score(cp.value) or 0) > criteria.child_pugh_caution_max
+    ):
         exclude("child-pugh", cp, f"Child-Pugh {cp.value}")
     ecog = facts["ecog"]
     if ecog.value is not None and int(ecog.value) > criteria.ecog_caution_max:
@@ -138,7 +146,9 @@ def _trial_exclusions(facts: dict[str, Fact], criteria: Criteria) -> list[Findin
 
 
 def _missing(facts: dict[str, Fact], data: PatientData, criteria: Criteria) -> list[Finding]:
-    out = [Finding(name, facts[name].note or "unknown", facts[name].evidence) for name in NEEDED if not facts[name].known]
+    out = [
+        Finding(name, facts[name].note or "unknown", facts[name].evidence) for name in NEEDED if not facts[name].known
+    ]
     cp = facts["child_pugh"]
     if cp.value is not None and cp.value.startswith("B") and child_pugh_score(cp.value) is None:
         out.append(Finding("child_pugh", "Child-Pugh B recorded without a score (B7 or B8-9?)", cp.evidence))
@@ -154,7 +164,9 @@ def _cautions(facts: dict[str, Fact], criteria: Criteria, unidentified: tuple[st
     out = []
     age = facts["age"]
     if age.value is not None and _oldest(age.value) > criteria.age_caution_above_years:
-        out.append(Finding("age-over-range", f"age {age.value}, above the trial's reported range (28-75)", age.evidence))
+        out.append(
+            Finding("age-over-range", f"age {age.value}, above the trial's reported range (28-75)", age.evidence)
+        )
     cp = facts["child_pugh"]
     score = child_pugh_score(cp.value or "")
     if cp.value and cp.value.startswith("B") and score is not None and score > criteria.child_pugh_eligible_max:
@@ -166,8 +178,12 @@ def _cautions(facts: dict[str, Fact], criteria: Criteria, unidentified: tuple[st
     if tace.value == "yes" and criteria.caution_tace_since_recurrence:
         out.append(Finding("tace-given", "TACE already given since the recurrence", tace.evidence))
     if unidentified:
-        out.append(Finding("unidentified-medications", f"{len(unidentified)} medication record(s) without a name: "
-                           + ", ".join(unidentified[:5])))
+        out.append(
+            Finding(
+                "unidentified-medications",
+                f"{len(unidentified)} medication record(s) without a name: " + ", ".join(unidentified[:5]),
+            )
+        )
     return out
 
 

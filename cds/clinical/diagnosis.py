@@ -16,14 +16,13 @@ from typing import Any
 
 from cds.clinical.criteria import Criteria
 from cds.clinical.dates import FhirDate, at_least_days_after
-from cds.clinical.fhirview import reference_of, status_code
+from cds.clinical.fhirview import observation_date, reference_of, status_code
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
     condition_active,
     condition_confirmed,
     condition_onset,
     condition_readable,
-    observation_date,
     observation_final,
     value_texts,
 )
@@ -96,7 +95,9 @@ def recurrence_fact(
         if not condition_active(condition):
             continue
         if status in ("recurrence", "relapse") or after:
-            evidence = Evidence(item.reference, "clinicalStatus" if not after else "onset", _describe(status, onset, after), onset)
+            evidence = Evidence(
+                item.reference, "clinicalStatus" if not after else "onset", _describe(status, onset, after), onset
+            )
             if not item.confirmed:
                 unconfirmed.append(evidence)
             elif after and onset is not None:
@@ -118,8 +119,12 @@ def recurrence_fact(
         note = "recurrence recorded as a clinical status; its date is not recorded"
         return Fact("recurrence", "confirmed", tuple(e for e, _ in undated), note=note), undated[0][1]
     if unconfirmed:
-        return Fact("recurrence", "unconfirmed", tuple(unconfirmed), note="recurrence recorded only as unconfirmed"), None
-    return Fact("recurrence", "absent", note=f"no HCC recurrence recorded after the hepatectomy of {resection_date}"), None
+        return Fact(
+            "recurrence", "unconfirmed", tuple(unconfirmed), note="recurrence recorded only as unconfirmed"
+        ), None
+    return Fact(
+        "recurrence", "absent", note=f"no HCC recurrence recorded after the hepatectomy of {resection_date}"
+    ), None
 
 
 def _describe(status: str | None, onset: FhirDate | None, after: bool) -> str:

@@ -62,8 +62,10 @@ def first_date(*values: Any) -> FhirDate | None:
     for value in values:
         if value is None:
             continue
-        parsed = parse_date(getattr(value, "start", None) or getattr(value, "end", None)) if _is_period(value) else (
-            parse_date(value)
+        parsed = (
+            parse_date(getattr(value, "start", None) or getattr(value, "end", None))
+            if _is_period(value)
+            else (parse_date(value))
         )
         if parsed:
             return parsed

@@ -16,13 +16,12 @@ from typing import Any
 
 from cds.clinical.criteria import Criteria
 from cds.clinical.dates import FhirDate, within_days
-from cds.clinical.fhirview import reference_of
+from cds.clinical.fhirview import observation_date, reference_of
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
     condition_active,
     condition_date,
     condition_readable,
-    observation_date,
     observation_final,
     observation_parts,
     value_number,
@@ -30,7 +29,9 @@ from cds.clinical.records import (
 )
 from cds.clinical.terminology import Terminology
 
-_CLASS = re.compile(r"(?<![A-Za-z])([ABC])(?![A-Za-z])\s*级?\s*(?:[(（]?\s*(\d{1,2})\s*(?:points?|分)?\s*[)）]?)?", re.I)
+_CLASS = re.compile(
+    r"(?<![A-Za-z])([ABC])(?![A-Za-z])\s*级?\s*(?:[(（]?\s*(\d{1,2})\s*(?:points?|分)?\s*[)）]?)?", re.I
+)
 _SCORE = re.compile(r"(?<![0-9])(\d{1,2})\s*(?:points?|分)?(?![0-9])", re.I)
 _ECOG_DIGIT = re.compile(r"(?<![0-9])([0-5])(?![0-9])")
 
@@ -151,6 +152,10 @@ def _decompensation(conditions: Sequence[Any], today: date, terms: Terminology, 
             continue
         match = concept.match(condition.code)
         when = condition_date(condition)
-        if match and not match.negated and (when is None or within_days(when, today, criteria.decompensation_lookback_days)):
+        if (
+            match
+            and not match.negated
+            and (when is None or within_days(when, today, criteria.decompensation_lookback_days))
+        ):
             out.append(Evidence(reference_of(condition), "code", f"decompensation: {match.detail}", when))
     return out

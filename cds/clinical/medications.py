@@ -49,11 +49,17 @@ def medication_exposure(requests: Sequence[Any], statements: Sequence[Any], term
             continue
         if when_status is None:
             continue
-        when = first_date(getattr(resource, "authoredOn", None), getattr(resource, "effectiveDateTime", None),
-                          getattr(resource, "effectivePeriod", None), getattr(resource, "dateAsserted", None))
+        when = first_date(
+            getattr(resource, "authoredOn", None),
+            getattr(resource, "effectiveDateTime", None),
+            getattr(resource, "effectivePeriod", None),
+            getattr(resource, "dateAsserted", None),
+        )
         match = terms.concept("sorafenib").match(concept, names)
         if match and not match.negated:
-            sorafenib[when_status].append(Evidence(reference_of(resource), "medication", f"{match.detail} ({resource.status})", when))
+            sorafenib[when_status].append(
+                Evidence(reference_of(resource), "medication", f"{match.detail} ({resource.status})", when)
+            )
             continue
         match = terms.concept("other_systemic_hcc").match(concept, names)
         if match and not match.negated:
@@ -74,11 +80,19 @@ def _exposures(requests: Sequence[Any], statements: Sequence[Any]) -> list[tuple
     for request in requests:
         kind = None
         if request.intent not in NOT_ORDERED_INTENTS:
-            kind = "current" if request.status in CURRENT_REQUEST else "earlier" if request.status in EARLIER_REQUEST else None
+            kind = (
+                "current"
+                if request.status in CURRENT_REQUEST
+                else "earlier"
+                if request.status in EARLIER_REQUEST
+                else None
+            )
         out.append((request, kind))
     for statement in statements:
-        kind = "current" if statement.status in CURRENT_STATEMENT else (
-            "earlier" if statement.status in EARLIER_STATEMENT else None
+        kind = (
+            "current"
+            if statement.status in CURRENT_STATEMENT
+            else ("earlier" if statement.status in EARLIER_STATEMENT else None)
         )
         out.append((statement, kind))
     return out

@@ -13,10 +13,9 @@ from typing import Any
 
 from cds.clinical.criteria import Criteria
 from cds.clinical.dates import FhirDate
-from cds.clinical.fhirview import note_texts, reference_of, texts
+from cds.clinical.fhirview import note_texts, observation_date, reference_of, texts
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
-    observation_date,
     observation_final,
     observation_parts,
     observation_preliminary,
@@ -28,7 +27,10 @@ from cds.clinical.terminology import Terminology
 
 
 def mvi_fact(
-    resection: Resection, observations: Sequence[Any], hcc_conditions: Sequence[Any], terms: Terminology,
+    resection: Resection,
+    observations: Sequence[Any],
+    hcc_conditions: Sequence[Any],
+    terms: Terminology,
     criteria: Criteria,
 ) -> Fact:
     """MVI ``positive`` / ``negative`` on the resection specimen, or unknown (with the reason)."""

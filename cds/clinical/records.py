@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cds.clinical.dates import FhirDate
-from cds.clinical.fhirview import first_date, observation_date, status_code
+from cds.clinical.fhirview import first_date, status_code
 
 IGNORED_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 UNCONFIRMED_VERIFICATION = frozenset({"unconfirmed", "provisional", "differential"})

@@ -16,14 +16,13 @@ from typing import Any
 
 from cds.clinical.criteria import Criteria
 from cds.clinical.dates import FhirDate, on_or_after, within_days
-from cds.clinical.fhirview import reference_of, texts
+from cds.clinical.fhirview import observation_date, reference_of, texts
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
     condition_active,
     condition_date,
     condition_onset,
     condition_readable,
-    observation_date,
     observation_final,
     observation_parts,
     value_texts,
@@ -50,11 +49,17 @@ def stage_fact(
     """``B`` (eligible stage), another stage (``A``, ``C``...), or unknown; ``since`` is the recurrence date."""
     spread = _spread(conditions, observations, since, terms)
     if spread:
-        return Fact("stage", "C", tuple(spread), note="macrovascular invasion or extrahepatic spread since the recurrence")
+        return Fact(
+            "stage", "C", tuple(spread), note="macrovascular invasion or extrahepatic spread since the recurrence"
+        )
     stagings = _condition_stagings(hcc_conditions, observations, terms, criteria) + _observation_stagings(
         observations, terms, criteria
     )
-    current = [s for s in stagings if s.date and on_or_after(s.date, since) and within_days(s.date, today, criteria.staging_max_age_days)]
+    current = [
+        s
+        for s in stagings
+        if s.date and on_or_after(s.date, since) and within_days(s.date, today, criteria.staging_max_age_days)
+    ]
     stale = [s for s in stagings if s not in current]
     if not current:
         note = "no BCLC/CNLC staging dated at or after the recurrence"
@@ -70,7 +75,12 @@ def stage_fact(
     value = values.pop()
     possible_pvtt = _possible_pvtt(conditions, since, terms)
     if value == "B" and possible_pvtt:
-        return Fact("stage", None, evidence + tuple(possible_pvtt), note="possible portal vein tumour thrombus needs confirmation")
+        return Fact(
+            "stage",
+            None,
+            evidence + tuple(possible_pvtt),
+            note="possible portal vein tumour thrombus needs confirmation",
+        )
     return Fact("stage", value, evidence, date=latest[0].date)
 
 
@@ -137,7 +147,9 @@ def _classify(system: str, concept: Any, strings: list[str], terms: Terminology,
     return labels.pop() if len(labels) == 1 else None
 
 
-def _spread(conditions: Sequence[Any], observations: Sequence[Any], since: FhirDate, terms: Terminology) -> list[Evidence]:
+def _spread(
+    conditions: Sequence[Any], observations: Sequence[Any], since: FhirDate, terms: Terminology
+) -> list[Evidence]:
     out: list[Evidence] = []
     macro, secondary = terms.concept("macrovascular_invasion"), terms.concept("secondary_malignancy")
     for condition in conditions:
@@ -177,7 +189,10 @@ def _possible_pvtt(conditions: Sequence[Any], since: FhirDate, terms: Terminolog
         when = condition_date(condition)
         match = concept.match(condition.code)
         if (
-            match and not match.negated and condition_readable(condition) and condition_active(condition)
+            match
+            and not match.negated
+            and condition_readable(condition)
+            and condition_active(condition)
             and (when is None or on_or_after(when, since))
         ):
             out.append(Evidence(reference_of(condition), "code", f"portal vein thrombosis: {match.detail}", when))

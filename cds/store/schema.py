@@ -30,13 +30,15 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 metadata = MetaData()
 
 schema_version = Table(
-    "schema_version", metadata,
+    "schema_version",
+    metadata,
     Column("version", Integer, primary_key=True),
 )
 
 # Every card the service returned, so that feedback can be tied to what was shown and why.
 card_ledger = Table(
-    "card_ledger", metadata,
+    "card_ledger",
+    metadata,
     Column("card_uuid", String(36), primary_key=True),
     Column("service_id", String(100), nullable=False),
     Column("hook_instance", String(200), nullable=False),
@@ -53,7 +55,8 @@ card_ledger = Table(
 
 # Every feedback item, once (idempotency_key), in the order received.
 feedback = Table(
-    "feedback", metadata,
+    "feedback",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("idempotency_key", String(64), nullable=False, unique=True),
     Column("service_id", String(100), nullable=False),
@@ -73,7 +76,8 @@ feedback = Table(
 
 # JWT ids already used, until their token expires (replay protection shared by all workers).
 jti_seen = Table(
-    "jti_seen", metadata,
+    "jti_seen",
+    metadata,
     Column("issuer", String(500), primary_key=True),
     Column("jti", String(200), primary_key=True),
     Column("expires_at", Float, nullable=False),

@@ -106,11 +106,20 @@ class SqlStore:
     def record_cards(self, entries: Sequence[LedgerEntry]) -> None:
         if not entries:
             return
-        rows = [{
-            "card_uuid": e.card_uuid, "service_id": e.service_id, "hook_instance": e.hook_instance[:200],
-            "issuer": e.issuer, "kind": e.kind, "fact_digest": e.fact_digest, "patient_key": e.patient_key,
-            "suggestion_uuids": json.dumps(list(e.suggestion_uuids)), "created_at": e.created_at,
-        } for e in entries]
+        rows = [
+            {
+                "card_uuid": e.card_uuid,
+                "service_id": e.service_id,
+                "hook_instance": e.hook_instance[:200],
+                "issuer": e.issuer,
+                "kind": e.kind,
+                "fact_digest": e.fact_digest,
+                "patient_key": e.patient_key,
+                "suggestion_uuids": json.dumps(list(e.suggestion_uuids)),
+                "created_at": e.created_at,
+            }
+            for e in entries
+        ]
         with self.engine.begin() as conn:
             conn.execute(card_ledger.insert(), rows)
 
@@ -122,14 +131,25 @@ class SqlStore:
             known = set(conn.scalars(select(card_ledger.c.card_uuid).where(card_ledger.c.card_uuid.in_(cards))))
             stored = 0
             for item in items:
-                statement = self._insert(feedback).values(
-                    idempotency_key=item.idempotency_key, service_id=service_id, card_uuid=item.card,
-                    outcome=item.outcome, outcome_timestamp=item.outcome_timestamp,
-                    accepted_suggestions=json.dumps(list(item.accepted_suggestions)),
-                    override_code=item.override_code, override_system=item.override_system,
-                    override_display=item.override_display, override_comment=item.override_comment,
-                    known_card=item.card in known, issuer=issuer, received_at=now,
-                ).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                statement = (
+                    self._insert(feedback)
+                    .values(
+                        idempotency_key=item.idempotency_key,
+                        service_id=service_id,
+                        card_uuid=item.card,
+                        outcome=item.outcome,
+                        outcome_timestamp=item.outcome_timestamp,
+                        accepted_suggestions=json.dumps(list(item.accepted_suggestions)),
+                        override_code=item.override_code,
+                        override_system=item.override_system,
+                        override_display=item.override_display,
+                        override_comment=item.override_comment,
+                        known_card=item.card in known,
+                        issuer=issuer,
+                        received_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                )
                 stored += conn.execute(statement).rowcount or 0
         unknown = tuple(sorted(cards - known))
         return FeedbackReceipt(stored=stored, duplicates=len(items) - stored, unknown_cards=unknown)
@@ -139,9 +159,13 @@ class SqlStore:
         query = (
             select(card_ledger.c.fact_digest)
             .join(feedback, feedback.c.card_uuid == card_ledger.c.card_uuid)
-            .where(card_ledger.c.patient_key == patient_key, card_ledger.c.service_id == service_id,
-                   card_ledger.c.kind == kind, feedback.c.outcome == "overridden",
-                   feedback.c.outcome_timestamp >= since)
+            .where(
+                card_ledger.c.patient_key == patient_key,
+                card_ledger.c.service_id == service_id,
+                card_ledger.c.kind == kind,
+                feedback.c.outcome == "overridden",
+                feedback.c.outcome_timestamp >= since,
+            )
         )
         with self.engine.connect() as conn:
             return set(conn.scalars(query))
@@ -153,8 +177,9 @@ class SqlStore:
                 if now - self._last_purge > 60:
                     conn.execute(delete(jti_seen).where(jti_seen.c.expires_at < now))
                     self._last_purge = now
-                existing = conn.scalar(select(jti_seen.c.expires_at).where(jti_seen.c.issuer == issuer,
-                                                                            jti_seen.c.jti == jti))
+                existing = conn.scalar(
+                    select(jti_seen.c.expires_at).where(jti_seen.c.issuer == issuer, jti_seen.c.jti == jti)
+                )
                 if existing is not None and existing >= now:
                     return False
                 if existing is not None:
