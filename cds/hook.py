@@ -53,6 +53,13 @@ class HookRuntime:
     patient_hash_key: bytes
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
+    def close(self) -> None:
+        """Release the process's pools (database, HTTP, threads); for tests and orderly shutdown."""
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.session.close()
+        if self.store is not None:
+            self.store.close()
+
 
 @dataclass(frozen=True)
 class HookResult:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -77,9 +79,27 @@ def settings_factory(tmp_path: Path, es384: SigningKey, rs384: SigningKey) -> Se
     return make
 
 
+AppFactory = Callable[..., Flask]
+
+
 @pytest.fixture
-def app(settings_factory: SettingsFactory) -> Flask:
-    return create_app(settings_factory())
+def make_app(settings_factory: SettingsFactory) -> Iterator[AppFactory]:
+    """Build apps from settings overrides; their pools are released after the test."""
+    apps: list[Flask] = []
+
+    def make(**overrides: Any) -> Flask:
+        app = create_app(settings_factory(**overrides))
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["sortace.runtime"].close()
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> Flask:
+    return make_app()
 
 
 @pytest.fixture
@@ -137,7 +157,12 @@ def fhir(fhir_server_process: FhirTestServer) -> FhirTestServer:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = PostgresServer.start(tmp_path_factory.mktemp("postgres"))
-    yield server
-    server.stop()
+def postgres() -> Iterator[PostgresServer]:
+    # Not under pytest's tmp_path: its directories are private to root, and PostgreSQL runs as its own user.
+    workdir = Path(tempfile.mkdtemp(prefix="sortace-pg-"))
+    try:
+        server = PostgresServer.start(workdir)
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -17,8 +17,7 @@ import jwt
 import pytest
 from flask.testing import FlaskClient
 
-from cds.app import create_app
-from tests.conftest import CdsCaller, SettingsFactory
+from tests.conftest import AppFactory, CdsCaller
 from tests.support import EHR_ISSUER, EPIC_ISSUER, PUBLIC_BASE, SERVICE_ID, SigningKey, fixture_request
 
 DISCOVERY = "/cds-services"
@@ -186,20 +185,18 @@ def test_a_tampered_token_is_rejected(client: FlaskClient, es384: SigningKey, pa
     assert_401(call(client, path, f"{header}.{body}.{signature}"))  # checklist 132
 
 
-def test_tenant_allowlist(settings_factory: SettingsFactory, es384: SigningKey) -> None:
-    app = create_app(
-        settings_factory(
-            auth={
-                "issuers": [
-                    {
-                        "iss": EHR_ISSUER,
-                        "jwks": es384.jwks(),
-                        "tenants": ["tenant-a"],
-                        "fhir_servers": ["http://127.0.0.1:*"],
-                    }
-                ]
-            }
-        )
+def test_tenant_allowlist(make_app: AppFactory, es384: SigningKey) -> None:
+    app = make_app(
+        auth={
+            "issuers": [
+                {
+                    "iss": EHR_ISSUER,
+                    "jwks": es384.jwks(),
+                    "tenants": ["tenant-a"],
+                    "fhir_servers": ["http://127.0.0.1:*"],
+                }
+            ]
+        }
     )
     client = app.test_client()
     aud = PUBLIC_BASE + DISCOVERY
@@ -209,7 +206,7 @@ def test_tenant_allowlist(settings_factory: SettingsFactory, es384: SigningKey) 
 
 
 def test_spec_example_token_verifies_with_the_spec_jwks_but_is_expired(
-    settings_factory: SettingsFactory,
+    make_app: AppFactory,
 ) -> None:
     key = jwt.PyJWK(SPEC["jwks"]["keys"][0])  # the same key handling the service uses
     decoded = jwt.decode(
@@ -220,14 +217,10 @@ def test_spec_example_token_verifies_with_the_spec_jwks_but_is_expired(
         audience="https://cds.example.org/cds-services/some-service",
     )
     assert decoded["iss"] == "https://fhir-ehr.example.com/"  # checklist 137: the signature verifies
-    app = create_app(
-        settings_factory(
-            auth={
-                "issuers": [
-                    {"iss": "https://fhir-ehr.example.com/", "jwks": SPEC["jwks"], "audiences": [decoded["aud"]]}
-                ]
-            }
-        )
+    app = make_app(
+        auth={
+            "issuers": [{"iss": "https://fhir-ehr.example.com/", "jwks": SPEC["jwks"], "audiences": [decoded["aud"]]}]
+        }
     )
     assert_401(app.test_client().get(DISCOVERY, headers={"Authorization": f"Bearer {SPEC['token']}"}))  # expired
 
@@ -279,19 +272,15 @@ def test_unlisted_jku_is_rejected_before_any_fetch(
     assert key_server.hits == []  # never fetched
 
 
-def test_allowlisted_jku_keys_are_fetched_cached_and_rotated(
-    settings_factory: SettingsFactory, key_server: KeyServer
-) -> None:
+def test_allowlisted_jku_keys_are_fetched_cached_and_rotated(make_app: AppFactory, key_server: KeyServer) -> None:
     first, second = SigningKey("ES384", kid="k1"), SigningKey("RS384", kid="k2")
     jku = key_server.url + "/jwks.json"
     key_server.sets["/jwks.json"] = first.jwks()
-    app = create_app(
-        settings_factory(
-            auth={
-                "jwks_refresh_cooldown_seconds": 0,
-                "issuers": [{"iss": EHR_ISSUER, "jku_allowlist": [jku], "fhir_servers": ["http://127.0.0.1:*"]}],
-            }
-        )
+    app = make_app(
+        auth={
+            "jwks_refresh_cooldown_seconds": 0,
+            "issuers": [{"iss": EHR_ISSUER, "jku_allowlist": [jku], "fhir_servers": ["http://127.0.0.1:*"]}],
+        }
     )
     client = app.test_client()
     aud = PUBLIC_BASE + DISCOVERY
@@ -303,17 +292,15 @@ def test_allowlisted_jku_keys_are_fetched_cached_and_rotated(
     assert key_server.hits == ["/jwks.json", "/jwks.json"]  # refetched once for the new kid
 
 
-def test_unknown_kid_refetch_is_rate_limited(settings_factory: SettingsFactory, key_server: KeyServer) -> None:
+def test_unknown_kid_refetch_is_rate_limited(make_app: AppFactory, key_server: KeyServer) -> None:
     known = SigningKey("ES384", kid="k1")
     key_server.sets["/jwks.json"] = known.jwks()
     jwks_url = key_server.url + "/jwks.json"
-    app = create_app(
-        settings_factory(
-            auth={
-                "jwks_refresh_cooldown_seconds": 300,
-                "issuers": [{"iss": EHR_ISSUER, "jwks_url": jwks_url, "fhir_servers": ["http://127.0.0.1:*"]}],
-            }
-        )
+    app = make_app(
+        auth={
+            "jwks_refresh_cooldown_seconds": 300,
+            "issuers": [{"iss": EHR_ISSUER, "jwks_url": jwks_url, "fhir_servers": ["http://127.0.0.1:*"]}],
+        }
     )
     client = app.test_client()
     aud = PUBLIC_BASE + DISCOVERY
@@ -323,15 +310,11 @@ def test_unknown_kid_refetch_is_rate_limited(settings_factory: SettingsFactory, 
     assert key_server.hits == ["/jwks.json"]  # checklist 134: no refetch flood within the cooldown
 
 
-def test_sandbox_style_token_with_its_own_jwks_url_as_jku(
-    settings_factory: SettingsFactory, key_server: KeyServer
-) -> None:
+def test_sandbox_style_token_with_its_own_jwks_url_as_jku(make_app: AppFactory, key_server: KeyServer) -> None:
     sandbox = SigningKey("ES384", kid="44823f3d-0b01-4a6c-a80e-b9d3e8a7226f")
     key_server.sets["/.well-known/jwks.json"] = sandbox.jwks()
     jwks_url = key_server.url + "/.well-known/jwks.json"
-    app = create_app(
-        settings_factory(auth={"issuers": [{"iss": "https://sandbox.cds-hooks.org", "jwks_url": jwks_url}]})
-    )
+    app = make_app(auth={"issuers": [{"iss": "https://sandbox.cds-hooks.org", "jwks_url": jwks_url}]})
     token = sandbox.token(PUBLIC_BASE + DISCOVERY, "https://sandbox.cds-hooks.org", headers={"jku": jwks_url})
     assert call(app.test_client(), DISCOVERY, token).status_code == 200
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from cds.app import create_app
-from tests.conftest import SettingsFactory
+from tests.conftest import AppFactory, SettingsFactory
 from tests.support import SERVICE_ID
 
 PATHS = ["/cds-services", f"/cds-services/{SERVICE_ID}", f"/cds-services/{SERVICE_ID}/feedback"]
@@ -37,8 +36,8 @@ def test_actual_responses_carry_the_allowed_origin_even_401(client: FlaskClient)
     assert "Access-Control-Allow-Credentials" not in response.headers  # checklist 140
 
 
-def test_configured_origins_only(settings_factory: SettingsFactory) -> None:
-    client = create_app(settings_factory(cors={"allowed_origins": [SANDBOX]})).test_client()
+def test_configured_origins_only(make_app: AppFactory) -> None:
+    client = make_app(cors={"allowed_origins": [SANDBOX]}).test_client()
     allowed = client.options("/cds-services", headers=PREFLIGHT)
     assert allowed.headers["Access-Control-Allow-Origin"] == SANDBOX
     assert "Origin" in allowed.headers["Vary"]

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
 
-from cds.app import create_app
 from cds.hookrequest import HookRequest
 from cds.prefetch import expand, token_values
-from tests.conftest import CdsCaller, SettingsFactory
+from tests.conftest import AppFactory, CdsCaller
 from tests.support import FhirTestServer, SigningKey, fixture_bundle, fixture_request, free_port
 from tests.test_auth import KeyServer
 from tests.test_service_requests import assert_outcome
@@ -67,9 +67,9 @@ def test_without_fhir_authorization_no_authorization_header_is_sent(cds: CdsCall
 
 
 def test_without_fhir_authorization_production_does_not_fetch(
-    settings_factory: SettingsFactory, es384: SigningKey, loaded: FhirTestServer
+    make_app: AppFactory, es384: SigningKey, loaded: FhirTestServer
 ) -> None:
-    app = create_app(settings_factory(fhir={"allow_unauthenticated": False}))
+    app = make_app(fhir={"allow_unauthenticated": False})
     response = CdsCaller(app.test_client(), es384).call(
         fixture_request(ELIGIBLE, prefetch="none", fhir_server=loaded.base)
     )
@@ -135,8 +135,8 @@ def test_server_requiring_a_bearer_token(cds: CdsCaller, loaded: FhirTestServer)
     assert right.status_code == 200 and summary(right)[0].startswith("Consider sorafenib")
 
 
-def test_server_down_is_412_within_the_deadline(settings_factory: SettingsFactory, es384: SigningKey) -> None:
-    app = create_app(settings_factory(fhir={"deadline_seconds": 0.45, "connect_timeout_seconds": 0.2}))
+def test_server_down_is_412_within_the_deadline(make_app: AppFactory, es384: SigningKey) -> None:
+    app = make_app(fhir={"deadline_seconds": 0.45, "connect_timeout_seconds": 0.2})
     caller = CdsCaller(app.test_client(), es384)
     down = f"http://127.0.0.1:{free_port()}/fhir"
     started = time.monotonic()
@@ -145,9 +145,9 @@ def test_server_down_is_412_within_the_deadline(settings_factory: SettingsFactor
 
 
 def test_slow_server_is_412_within_the_deadline_and_the_worker_is_free(
-    settings_factory: SettingsFactory, es384: SigningKey, loaded: FhirTestServer
+    make_app: AppFactory, es384: SigningKey, loaded: FhirTestServer
 ) -> None:
-    app = create_app(settings_factory(fhir={"deadline_seconds": 0.45, "connect_timeout_seconds": 0.2}))
+    app = make_app(fhir={"deadline_seconds": 0.45, "connect_timeout_seconds": 0.2})
     caller = CdsCaller(app.test_client(), es384)
     loaded.configure(delayMs=3000)
     started = time.monotonic()
@@ -162,10 +162,8 @@ def test_slow_server_is_412_within_the_deadline_and_the_worker_is_free(
     assert time.monotonic() - started < 1.0
 
 
-def test_missing_keys_are_fetched_concurrently(
-    settings_factory: SettingsFactory, es384: SigningKey, loaded: FhirTestServer
-) -> None:
-    app = create_app(settings_factory(fhir={"deadline_seconds": 5.0}))
+def test_missing_keys_are_fetched_concurrently(make_app: AppFactory, es384: SigningKey, loaded: FhirTestServer) -> None:
+    app = make_app(fhir={"deadline_seconds": 5.0})
     caller = CdsCaller(app.test_client(), es384)
     loaded.configure(delayMs=400)
     started = time.monotonic()
@@ -244,18 +242,14 @@ def test_template_expansion() -> None:
 
 
 def test_fhir_server_not_allowed_for_the_client_gets_no_outbound_call(
-    settings_factory: SettingsFactory, es384: SigningKey, loaded: FhirTestServer
+    make_app: AppFactory, es384: SigningKey, loaded: FhirTestServer
 ) -> None:
     from tests.support import EHR_ISSUER
 
-    app = create_app(
-        settings_factory(
-            auth={
-                "issuers": [
-                    {"iss": EHR_ISSUER, "jwks": es384.jwks(), "fhir_servers": ["https://fhir.ehr.example.org/R4"]}
-                ]
-            }
-        )
+    app = make_app(
+        auth={
+            "issuers": [{"iss": EHR_ISSUER, "jwks": es384.jwks(), "fhir_servers": ["https://fhir.ehr.example.org/R4"]}]
+        }
     )
     caller = CdsCaller(app.test_client(), es384)
     response = caller.call(with_token(fixture_request(ELIGIBLE, prefetch="none", fhir_server=loaded.base)))
@@ -264,15 +258,13 @@ def test_fhir_server_not_allowed_for_the_client_gets_no_outbound_call(
 
 
 def test_no_token_over_plain_http_in_production(
-    settings_factory: SettingsFactory, es384: SigningKey, loaded: FhirTestServer
+    make_app: AppFactory, es384: SigningKey, loaded: FhirTestServer
 ) -> None:
-    app = create_app(
-        settings_factory(
-            profile="production",
-            auth={"trust_dev_issuer": False},
-            cors={"allowed_origins": []},
-            fhir={"allow_plain_http_token": False},
-        )
+    app = make_app(
+        profile="production",
+        auth={"trust_dev_issuer": False},
+        cors={"allowed_origins": []},
+        fhir={"allow_plain_http_token": False},
     )
     caller = CdsCaller(app.test_client(), es384)
     response = caller.call(with_token(fixture_request(ELIGIBLE, prefetch="none", fhir_server=loaded.base)))
@@ -304,12 +296,12 @@ def test_token_type_is_case_insensitive(cds: CdsCaller, loaded: FhirTestServer) 
     assert all(r["authorization"] == f"Bearer {TOKEN}" for r in loaded.requests_seen())
 
 
-def test_the_token_is_transient(cds: CdsCaller, loaded: FhirTestServer, settings_factory: SettingsFactory) -> None:
+def test_the_token_is_transient(cds: CdsCaller, loaded: FhirTestServer, app: Flask) -> None:
     assert cds.call(with_token(fixture_request(ELIGIBLE, prefetch="none", fhir_server=loaded.base))).status_code == 200
     loaded.clear_requests()
     assert cds.call(fixture_request(ELIGIBLE, prefetch="none", fhir_server=loaded.base)).status_code == 200
     assert not any(r["hasAuthorization"] for r in loaded.requests_seen())  # checklist 66: not reused
-    data_dir = settings_factory().data_path
+    data_dir = app.extensions["sortace.runtime"].settings.data_path
     for path in data_dir.rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path  # checklist 66: not persisted

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from cds.app import create_app
-from tests.conftest import CdsCaller
+from tests.conftest import AppFactory, CdsCaller
 from tests.support import SERVICE_ID, SigningKey, fixture_request
 
 PATH = f"/cds-services/{SERVICE_ID}"
@@ -197,8 +196,8 @@ def test_unknown_path_is_404_operation_outcome(client: FlaskClient) -> None:
     assert_outcome(client.get("/nothing-here"), 404, "Discovery is at GET /cds-services")
 
 
-def test_a_body_over_the_limit_is_413(settings_factory: Any, es384: SigningKey) -> None:
-    caller = CdsCaller(create_app(settings_factory(max_request_bytes=2000)).test_client(), es384)
+def test_a_body_over_the_limit_is_413(make_app: AppFactory, es384: SigningKey) -> None:
+    caller = CdsCaller(make_app(max_request_bytes=2000).test_client(), es384)
     request = minimal()
     assert len(json.dumps(request)) > 2000
     assert_outcome(caller.call(request), 413, "larger than the configured limit")

@@ -149,8 +149,9 @@ class SqlStore:
                         received_at=now,
                     )
                     .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                    .returning(feedback.c.id)
                 )
-                stored += conn.execute(statement).rowcount or 0
+                stored += len(conn.execute(statement).fetchall())  # a row comes back only for a new item
         unknown = tuple(sorted(cards - known))
         return FeedbackReceipt(stored=stored, duplicates=len(items) - stored, unknown_cards=unknown)
 
