@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import logging
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,18 +19,55 @@ from sqlalchemy import create_engine, text
 from werkzeug.test import TestResponse
 
 from cds.app import create_app
+from cds.logs import JsonFormatter
 from cds.settings import Settings, load_settings
 from tests.support import (
     EHR_ISSUER,
     EPIC_ISSUER,
+    LOG_FILES,
     PUBLIC_BASE,
     SERVICE_ID,
     FhirTestServer,
     PostgresServer,
     SigningKey,
+    leaked,
 )
 
 SettingsFactory = Callable[..., Settings]
+
+
+CAPTURED_LOGS: list[str] = []
+
+
+class _CaptureAll(logging.Handler):
+    """Keeps every log line of the run, formatted as the service writes it, for the credential scan."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(JsonFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        CAPTURED_LOGS.append(self.format(record))
+
+
+_CAPTURE = _CaptureAll()
+
+
+@pytest.fixture(autouse=True)
+def _capture_logs() -> None:
+    root = logging.getLogger()
+    if _CAPTURE not in root.handlers:
+        root.addHandler(_CAPTURE)
+    root.setLevel(logging.DEBUG)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if any credential a test used appears in any log line (issue #5, checklist 67, 135)."""
+    texts = CAPTURED_LOGS + [path.read_text(errors="replace") for path in LOG_FILES if path.exists()]
+    found = leaked(texts)
+    if found:
+        sys.stderr.write(f"\nCREDENTIAL LEAK: {len(found)} token(s) used by the tests appear in the logs\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -43,6 +43,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Every credential the tests create (client JWTs, EHR access tokens) and every log file a served process writes:
+# at the end of the run, no credential may appear in any log line (issue #5, checklist 67, 135).
+SECRETS: set[str] = set()
+LOG_FILES: list[Path] = []
+
+
+def secret(value: str) -> str:
+    """Register a credential the logs must never contain."""
+    SECRETS.add(value)
+    return value
+
+
+def leaked(texts: list[str]) -> list[str]:
+    """The registered credentials that appear in any of ``texts``."""
+    return sorted({s for s in SECRETS for t in texts if s in t})
+
+
 class SigningKey:
     """A CDS client's key pair, generated for this test run (no key material is stored in the repository)."""
 
@@ -82,7 +99,7 @@ class SigningKey:
         for name in drop:
             payload.pop(name, None)
         header = {"kid": self.kid, "typ": "JWT", **(headers or {})}
-        return jwt.encode(payload, self.pem, algorithm=self.alg, headers=header)
+        return secret(jwt.encode(payload, self.pem, algorithm=self.alg, headers=header))
 
 
 def fixture_names() -> list[str]:
@@ -232,6 +249,7 @@ class LiveService:
 
     def __init__(self, config: Path, data_dir: Path, port: int, log: Path) -> None:
         self.config, self.data_dir, self.port, self.log = config, data_dir, port, log
+        LOG_FILES.append(log)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -13,12 +13,12 @@ from flask import Flask
 from cds.hookrequest import HookRequest
 from cds.prefetch import expand, token_values
 from tests.conftest import AppFactory, CdsCaller
-from tests.support import FhirTestServer, SigningKey, fixture_bundle, fixture_request, free_port
+from tests.support import FhirTestServer, SigningKey, fixture_bundle, fixture_request, free_port, secret
 from tests.test_auth import KeyServer
 from tests.test_service_requests import assert_outcome
 
 ELIGIBLE = "eligible-icd10-loinc"
-TOKEN = "ehr-access-token-0f3c9b"
+TOKEN = secret("ehr-access-token-0f3c9b")
 
 
 def summary(response: Any) -> list[str]:
