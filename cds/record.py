@@ -74,6 +74,8 @@ class Preselector:
             patterns.extend(p.pattern for p in concept.text)
         self._text = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE | re.UNICODE)
         self._own_tag = terms.own_tag
+        # Lab and vital-sign names repeat across a record (every bilirubin has the same display): remember answers.
+        self._seen_text: dict[str, bool] = {}
 
     def relevant(self, resource: Mapping[str, Any]) -> bool:
         resource_type = resource.get("resourceType")
@@ -91,9 +93,17 @@ class Preselector:
             for system, code, text in _walk(value):
                 if code is not None and self._code_matches(system or "", code):
                     return True
-                if text is not None and self._text.search(text):
+                if text is not None and self._text_matches(text):
                     return True
         return False
+
+    def _text_matches(self, text: str) -> bool:
+        known = self._seen_text.get(text)
+        if known is None:
+            known = self._text.search(text) is not None
+            if len(self._seen_text) < 100_000:
+                self._seen_text[text] = known
+        return known
 
     def _code_matches(self, system: str, code: str) -> bool:
         if (system, code) == self._own_tag:
