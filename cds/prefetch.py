@@ -234,7 +234,8 @@ def belongs_to(resource: Mapping[str, Any], patient_id: str) -> bool:
     """The resource is about ``patient_id`` (Patient.id, or a ``subject``/``patient`` reference to it)."""
     if resource.get("resourceType") == "Patient":
         return resource.get("id") == patient_id
-    reference = (resource.get("subject") or resource.get("patient") or {}).get("reference")
+    holder = resource.get("subject") or resource.get("patient")
+    reference = holder.get("reference") if isinstance(holder, dict) else None
     if not isinstance(reference, str):
         return False
     match = _PATIENT_REFERENCE.search(reference)
