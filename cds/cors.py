@@ -37,6 +37,9 @@ def init_cors(app: Flask, settings: CorsSettings) -> None:
             response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
             response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
             response.headers["Access-Control-Max-Age"] = str(settings.max_age_seconds)
+            if request.headers.get("Access-Control-Request-Private-Network") == "true":
+                # Chrome's Private Network Access: a public page (the Sandbox) calling a service on localhost.
+                response.headers["Access-Control-Allow-Private-Network"] = "true"
         return response
 
     @app.after_request

@@ -56,3 +56,10 @@ def test_star_origin_is_refused_in_production(settings_factory: SettingsFactory)
             auth={"trust_dev_issuer": False},
             fhir={"allow_plain_http_token": False},
         )
+
+
+def test_private_network_preflight_from_the_sandbox_to_localhost(client: FlaskClient) -> None:
+    response = client.options("/cds-services", headers={**PREFLIGHT, "Access-Control-Request-Private-Network": "true"})
+    assert response.headers["Access-Control-Allow-Private-Network"] == "true"
+    plain = client.options("/cds-services", headers=PREFLIGHT)
+    assert "Access-Control-Allow-Private-Network" not in plain.headers
