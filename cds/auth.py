@@ -16,7 +16,9 @@ Any failure is a 401 with the same minimal body [116]; the reason and issuer go 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 import requests
@@ -69,13 +71,8 @@ class Authenticator:
             for url in issuer.jku_allowlist:
                 self._sources.setdefault(f"{issuer.iss} {url}", self._source(url_loader(url, session), url))
 
-    def _source(self, loader: object, name: str) -> KeySource:
-        return KeySource(
-            loader,
-            name,
-            self._settings.jwks_cache_seconds,  # type: ignore[arg-type]
-            self._settings.jwks_refresh_cooldown_seconds,
-        )
+    def _source(self, loader: Callable[[], dict[str, Any]], name: str) -> KeySource:
+        return KeySource(loader, name, self._settings.jwks_cache_seconds, self._settings.jwks_refresh_cooldown_seconds)
 
     def authenticate(self, authorization: str | None, audience: str) -> Caller:
         """Validate the ``Authorization`` header of a call to the endpoint whose public URL is ``audience``.
@@ -113,18 +110,19 @@ class Authenticator:
                 raise Unauthorized("jku not on the issuer's allowlist", issuer.iss)
             source = self._sources[f"{issuer.iss} {jku}"]
         else:
-            source = self._sources.get(issuer.iss) or self._sources.get(f"{issuer.iss} {issuer.jwks_url}")
-            if source is None:
+            found = self._sources.get(issuer.iss) or self._sources.get(f"{issuer.iss} {issuer.jwks_url}")
+            if found is None:
                 raise Unauthorized("no key source for the issuer (jku required)", issuer.iss)
+            source = found
         key = source.key(kid)
         if key is None:
             raise Unauthorized("unknown kid", issuer.iss)
         return key
 
-    def _verify(self, token: str, key: jwt.PyJWK, alg: str, issuer: IssuerSettings, audience: str) -> dict[str, object]:
+    def _verify(self, token: str, key: jwt.PyJWK, alg: str, issuer: IssuerSettings, audience: str) -> dict[str, Any]:
         audiences = [audience, *issuer.audiences]
         try:
-            claims: dict[str, object] = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key.key,
                 algorithms=[alg],
@@ -145,7 +143,7 @@ class Authenticator:
             raise Unauthorized("bad signature", issuer.iss) from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid JWT ({type(exc).__name__})", issuer.iss) from exc
-        lifetime = float(claims["exp"]) - float(claims["iat"])  # type: ignore[arg-type]
+        lifetime = float(claims["exp"]) - float(claims["iat"])
         if lifetime > self._settings.max_token_lifetime_seconds:
             raise Unauthorized(f"lifetime {lifetime:.0f} s above the maximum", issuer.iss)
         if issuer.tenants and claims.get("tenant") not in issuer.tenants:

@@ -174,8 +174,8 @@ def _capital(text: str) -> str:
 def _info_summary(texts: Mapping[str, Any], labels: Sequence[str]) -> str:
     info = texts["information_needed"]
     if len(labels) <= 2:
-        return info["summary_few"].format(items=" and ".join(labels))
-    return info["summary_many"].format(count=len(labels))
+        return str(info["summary_few"]).format(items=" and ".join(labels))
+    return str(info["summary_many"]).format(count=len(labels))
 
 
 def _why_line(fact: Fact, content: CardContent) -> str:

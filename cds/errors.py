@@ -113,7 +113,8 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         message = _http_message(exc)
-        headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else {}
+        methods = getattr(exc, "valid_methods", None)
+        headers = {"Allow": ", ".join(methods)} if methods else {}
         return outcome_response(status, [Issue(message, code=_HTTP_ISSUE_CODES.get(status, "processing"))], headers)
 
     @app.errorhandler(Exception)

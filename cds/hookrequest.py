@@ -98,7 +98,8 @@ def parse_hook_request(payload: Any, service: ServiceDefinition) -> HookRequest:
     auth_raw = payload.get("fhirAuthorization")
     if auth_raw is not None and "fhirServer" not in payload:
         issues.append(Issue("fhirAuthorization: given without fhirServer", expression="fhirAuthorization"))
-    context = payload.get("context") if isinstance(payload.get("context"), dict) else {}
+    raw_context = payload.get("context")
+    context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
     if isinstance(auth_raw, dict) and "patient" in auth_raw and auth_raw["patient"] != context.get("patientId"):
         issues.append(
             Issue(

@@ -240,7 +240,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:  # noqa: C901 - one branc
         if not isinstance(value, list | tuple):
             raise SettingsError(f"{where}: expected a list")
         return tuple(_coerce(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if hint is bool:
         if not isinstance(value, bool):

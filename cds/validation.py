@@ -78,7 +78,8 @@ def _describe(error: ValidationError) -> str:
         case "type":
             return f"must be of type {error.validator_value}, not {shown}"
         case "enum":
-            return f"must be one of {', '.join(map(str, error.validator_value))}, not {shown}"
+            options = error.validator_value if isinstance(error.validator_value, list) else []
+            return f"must be one of {', '.join(map(str, options))}, not {shown}"
         case "minItems":
             return "must contain at least one item"
         case "minLength":
@@ -87,7 +88,7 @@ def _describe(error: ValidationError) -> str:
             return f"{shown} does not have the required format"
         case "format":
             return f"{shown} is not a valid {error.validator_value}"
-    return error.message
+    return str(error.message)
 
 
 def _expression(path: Any) -> str:

@@ -50,15 +50,17 @@ def parse_date(value: object) -> FhirDate | None:
     match = _PARTIAL.match(value.strip())
     if not match:
         return None
-    year, month, day = match.group(1), match.group(2), match.group(3)
+    year = int(match.group(1))
+    month = int(match.group(2)) if match.group(2) else None
+    day_of_month = int(match.group(3)) if match.group(3) else None
     try:
-        if day:
-            d = date(int(year), int(month), int(day))
+        if month and day_of_month:
+            d = date(year, month, day_of_month)
             return FhirDate(d, d, "day")
         if month:
-            last = calendar.monthrange(int(year), int(month))[1]
-            return FhirDate(date(int(year), int(month), 1), date(int(year), int(month), last), "month")
-        return FhirDate(date(int(year), 1, 1), date(int(year), 12, 31), "year")
+            last = calendar.monthrange(year, month)[1]
+            return FhirDate(date(year, month, 1), date(year, month, last), "month")
+        return FhirDate(date(year, 1, 1), date(year, 12, 31), "year")
     except ValueError:
         return None
 

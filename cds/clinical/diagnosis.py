@@ -113,8 +113,8 @@ def recurrence_fact(
         dated.sort(key=lambda item: item[0].start)
         when, _, _ = dated[0]
         reason = next((ref for _, _, ref in dated if ref), None) or next((ref for _, ref in undated), None)
-        evidence = tuple(e for _, e, _ in dated) + tuple(e for e, _ in undated)
-        return Fact("recurrence", "confirmed", evidence, date=when), reason or _latest_reference(hcc)
+        found = tuple(item[1] for item in dated) + tuple(item[0] for item in undated)
+        return Fact("recurrence", "confirmed", found, date=when), reason or _latest_reference(hcc)
     if undated:
         note = "recurrence recorded as a clinical status; its date is not recorded"
         return Fact("recurrence", "confirmed", tuple(e for e, _ in undated), note=note), undated[0][1]

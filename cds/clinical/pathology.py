@@ -40,13 +40,13 @@ def mvi_fact(
     for obs in observations:
         for code, holder in observation_parts(obs):
             named = micro.match(code)
-            short = None if named else abbreviation.match(code)
-            if not (named or short):
+            matched = named or abbreviation.match(code)
+            if matched is None:
                 continue
             grade = terms.classifier("mvi_grade").first(None, value_texts(holder))
             in_window = _belongs_to(obs, resection, criteria)
-            if short and not (in_window or grade):
-                continue
+            if named is None and not (in_window or grade):
+                continue  # a bare "MVI" away from the resection pathology may mean macrovascular invasion
             if not in_window:
                 notes.append(f"{reference_of(obs)} is not from the hepatectomy of {resection.date}")
                 continue
@@ -57,7 +57,7 @@ def mvi_fact(
                 continue
             value = _mvi_value(holder, grade[0] if grade else None, terms, criteria)
             if value:
-                detail = f"{(named or short).detail} = {', '.join(value_texts(holder)) or _bool_text(holder)}"
+                detail = f"{matched.detail} = {', '.join(value_texts(holder)) or _bool_text(holder)}"
                 found.append((value, Evidence(reference_of(obs), "value", detail, observation_date(obs))))
     found.extend(_mvi_from_condition_evidence(hcc_conditions, terms))
     return _combine("mvi", found, notes, "no MVI result on the hepatectomy pathology")
@@ -84,9 +84,9 @@ def margin_fact(resection: Resection, observations: Sequence[Any], terms: Termin
             if not observation_final(obs):
                 notes.append(f"{reference_of(obs)} is not final ({obs.status})")
                 continue
-            label, detail = _margin_value(holder, is_distance, terms)
-            if label:
-                found.append((label, Evidence(reference_of(obs), "value", detail, observation_date(obs))))
+            answer, detail = _margin_value(holder, is_distance, terms)
+            if answer:
+                found.append((answer, Evidence(reference_of(obs), "value", detail, observation_date(obs))))
     return _combine("margin", found, notes, "no margin (R) status for the hepatectomy")
 
 

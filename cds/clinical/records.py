@@ -52,11 +52,11 @@ def observation_final(obs: Any) -> bool:
 
 
 def observation_preliminary(obs: Any) -> bool:
-    return obs.status == "preliminary"
+    return bool(obs.status == "preliminary")
 
 
 def procedure_completed(procedure: Any) -> bool:
-    return procedure.status == "completed"
+    return bool(procedure.status == "completed")
 
 
 def procedure_date(procedure: Any) -> FhirDate | None:

@@ -175,7 +175,7 @@ def _merge_all(base: Mapping[str, Any], extensions: Sequence[Mapping[str, Any]])
     merged = _deep_copy(base)
     for extension in extensions:
         _extend(merged, extension)
-    return merged
+    return dict(merged)
 
 
 def _extend(into: dict[str, Any], other: Mapping[str, Any]) -> None:
