@@ -53,3 +53,9 @@ def test_service_id_from_discovery_is_routable(cds: CdsCaller) -> None:
     service_id = cds.discover().get_json()["services"][0]["id"]
     response = cds.call({"hook": "patient-view"}, service=service_id)
     assert response.status_code == 400  # routed to the service (a bad body), not 404: checklist 19, 31
+
+
+def test_zero_services_is_an_empty_services_array() -> None:
+    from cds.response import discovery_response
+
+    assert discovery_response([]) == {"services": []}  # checklist 16

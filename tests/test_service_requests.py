@@ -212,3 +212,26 @@ def test_pre_1_0_request_shape_is_400(cds: CdsCaller) -> None:
         "context": {"patientId": "p1"},
     }
     assert_outcome(cds.call(request), 400, "context.userId")  # checklist 147
+
+
+def test_a_1_0_style_request_without_authorization_is_handled_with_auth_off(make_app: AppFactory) -> None:
+    client = make_app(auth={"mode": "off"}).test_client()
+    request = fixture_request("eligible-icd10-loinc")  # no fhirAuthorization, no user-id prefetch tokens
+    response = client.post(PATH, json=request)  # and no Authorization header
+    assert response.status_code == 200 and len(response.get_json()["cards"]) == 1  # checklist 145
+
+
+def test_a_3_0_ballot_client_with_smart_v2_scopes_is_handled(cds: CdsCaller) -> None:
+    request = minimal(
+        fhirServer="http://127.0.0.1:9/fhir",
+        fhirAuthorization={
+            "access_token": "t-3",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "subject": "client",
+            "scope": "patient/Observation.rs patient/Condition.rs launch/patient",
+            "patient": "p-na-icc",
+        },
+    )
+    request["extension"] = {"org.hl7.cds.version": {"hookVersion": "1.0"}}
+    assert cds.call(request).status_code == 200  # checklist 146: prefetch complete, nothing fetched
