@@ -134,7 +134,9 @@ def _margin_value(holder: Any, is_distance: bool, terms: Terminology) -> tuple[s
         distance = value_number(holder)
         if distance is None:
             return None, ""
-        return ("R0" if distance > 0 else "involved"), f"distance to closest margin {distance:g}"
+        quantity = getattr(holder, "valueQuantity", None)
+        unit = f" {quantity.unit or quantity.code or ''}".rstrip() if quantity is not None else ""
+        return ("R0" if distance > 0 else "involved"), f"distance to closest margin {distance:g}{unit}"
     found = terms.classifier("margin").classify(getattr(holder, "valueCodeableConcept", None), value_texts(holder))
     labels = {label for label, _ in found}
     if len(labels) == 1:
