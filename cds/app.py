@@ -17,7 +17,7 @@ from cds.cards import load_card_content
 from cds.cors import init_cors
 from cds.devkeys import dev_issuer
 from cds.errors import register_error_handlers
-from cds.fhirclient import new_session
+from cds.fhirclient import new_session, refuse_cookies
 from cds.hook import HookRuntime
 from cds.knowledge import load_knowledge
 from cds.record import Preselector
@@ -77,6 +77,7 @@ def _authenticator(settings: Settings, store: SqlStore) -> Authenticator | None:
     replay: ReplayCache = store if settings.auth.replay_cache == "database" else MemoryReplayCache()
     session = requests.Session()
     session.trust_env = False
+    refuse_cookies(session)
     return Authenticator(settings.auth, issuers, replay, session)
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger("cds.auth")
 
 ASYMMETRIC = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
+KEY_TYPES = {"ES": "EC", "RS": "RSA", "PS": "RSA"}
 ANONYMOUS = "anonymous"
 
 
@@ -90,7 +91,7 @@ class Authenticator:
         if issuer is None:
             raise Unauthorized("unknown issuer", str(issuer_name)[:200] if issuer_name else None)
         alg = header.get("alg")
-        if alg not in ASYMMETRIC or alg not in issuer.algorithms:
+        if not isinstance(alg, str) or alg not in ASYMMETRIC or alg not in issuer.algorithms:
             raise Unauthorized(f"algorithm {str(alg)[:20]} not allowed", issuer.iss)
         if "typ" in header and str(header["typ"]).upper() != "JWT":
             raise Unauthorized("typ is not JWT", issuer.iss)
@@ -98,8 +99,14 @@ class Authenticator:
         if not isinstance(kid, str) or not kid:
             raise Unauthorized("no kid in the JWT header", issuer.iss)
         key = self._key(issuer, header.get("jku"), kid)
+        if KEY_TYPES[alg[:2]] != key.key_type:
+            raise Unauthorized(f"{alg} does not match the {key.key_type} key {kid[:80]}", issuer.iss)
         claims = self._verify(token, key, alg, issuer, audience)
-        if not self._replay.claim_jti(issuer.iss, str(claims["jti"]), float(claims["exp"])):
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not 0 < len(jti) <= 200 or "\x00" in jti:
+            raise Unauthorized("jti is not a usable identifier", issuer.iss)
+        # Remember the jti as long as the token is accepted at all, leeway included.
+        if not self._replay.claim_jti(issuer.iss, jti, float(claims["exp"]) + self._settings.leeway_seconds):
             raise Unauthorized("replayed jti", issuer.iss)
         return Caller(issuer.iss, issuer.fhir_servers, claims.get("sub"), claims.get("tenant"))
 
@@ -141,7 +148,7 @@ class Authenticator:
             raise Unauthorized(f"missing claim {exc.claim}", issuer.iss) from exc
         except jwt.InvalidSignatureError as exc:
             raise Unauthorized("bad signature", issuer.iss) from exc
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:
             raise Unauthorized(f"invalid JWT ({type(exc).__name__})", issuer.iss) from exc
         lifetime = float(claims["exp"]) - float(claims["iat"])
         if lifetime > self._settings.max_token_lifetime_seconds:

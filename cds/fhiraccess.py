@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from cds.fhirclient import FhirClient, origin
+from cds.fhirclient import FhirClient
 from cds.hookrequest import HookRequest
 from cds.settings import FhirSettings
+from cds.urls import server_allowed
 
 
 @dataclass(frozen=True)
@@ -26,24 +27,6 @@ class FhirAccess:
 
     client: FhirClient | None
     problem: str | None = None
-
-
-def server_allowed(url: str, allowed: tuple[str, ...]) -> bool:
-    """``url`` is on the list: same scheme, host and port (``*`` = any port) and under the listed path."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
-        return False
-    for entry in allowed:
-        any_port = entry.endswith(":*") or ":*/" in entry
-        listed = urlsplit(entry.replace(":*", ""))
-        if (parts.scheme, parts.hostname.lower()) != (listed.scheme, (listed.hostname or "").lower()):
-            continue
-        if not any_port and origin(url)[2] != origin(entry)[2]:
-            continue
-        prefix = listed.path.rstrip("/")
-        if parts.path.rstrip("/") == prefix or parts.path.startswith(prefix + "/"):
-            return True
-    return False
 
 
 def fhir_access(

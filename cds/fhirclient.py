@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from cds.bundles import entries, error_diagnostics, next_link
+from cds.httpbody import BodyError, read_body
 from cds.settings import FhirSettings, Secret
+from cds.urls import same_server
 
 FHIR_JSON = "application/fhir+json"
+ERROR_BODY_BYTES = 65_536
 
 
 class FhirError(Exception):
@@ -41,8 +45,9 @@ class FetchResult:
 
 
 def new_session(settings: FhirSettings) -> requests.Session:
-    """The process's pooled HTTP session for FHIR servers."""
+    """The process's pooled HTTP session for FHIR servers: no cookies, no proxies from the environment."""
     session = requests.Session()
+    refuse_cookies(session)
     adapter = HTTPAdapter(pool_connections=settings.pool_size, pool_maxsize=settings.pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -50,10 +55,9 @@ def new_session(settings: FhirSettings) -> requests.Session:
     return session
 
 
-def origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+def refuse_cookies(session: requests.Session) -> None:
+    """Never keep cookies: a server session opened for one EHR user must not carry over to another call."""
+    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
 
 
 class FhirClient:
@@ -92,8 +96,8 @@ class FhirClient:
 
         :raise FhirError: as ``fetch``.
         """
-        if origin(next_url) != origin(self._base):
-            return _incomplete(FetchResult(), "the next page is on another server; not followed")
+        if not same_server(next_url, self._base):
+            return _incomplete(FetchResult(), "the next page is not on the FHIR server; not followed")
         try:
             return self._search(next_url, starts_with_page=True)
         except _PageGone:
@@ -121,8 +125,8 @@ class FhirClient:
                 matches += mode == "match"
                 result.resources.append(resource)
             next_url = next_link(page)
-            if next_url and origin(next_url) != origin(self._base):
-                return _incomplete(result, "the next page is on another server; not followed")
+            if next_url and not same_server(next_url, self._base):
+                return _incomplete(result, "the next page is not on the FHIR server; not followed")
             if next_url and (result.pages >= self._settings.max_pages or matches >= self._settings.max_entries):
                 return _incomplete(result, f"stopped at {result.pages} pages / {matches} entries (caps)")
         return result
@@ -136,23 +140,29 @@ class FhirClient:
             headers["Authorization"] = f"Bearer {self._token}"
         timeout = (min(self._settings.connect_timeout_seconds, remaining), remaining)
         try:
-            response = self._session.get(url, headers=headers, timeout=timeout, allow_redirects=False)
+            response = self._session.get(url, headers=headers, timeout=timeout, allow_redirects=False, stream=True)
         except requests.Timeout as exc:
             raise FhirError("the FHIR server did not answer within the deadline") from exc
         except requests.ConnectionError as exc:
             raise FhirError("cannot connect to the FHIR server") from exc
         except requests.RequestException as exc:
             raise FhirError(f"the request to the FHIR server failed ({type(exc).__name__})") from exc
-        if response.status_code == 410 and page_gone:
-            raise _PageGone()
-        if response.status_code != 200:
-            raise FhirError(_describe_failure(response))
-        media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        with response:
+            try:
+                if response.status_code != 200:
+                    content = read_body(response, self._deadline, ERROR_BODY_BYTES, truncate=True)
+                    if response.status_code == 410 and page_gone:
+                        raise _PageGone()
+                    raise FhirError(_describe_failure(response.status_code, response.headers, content))
+                content = read_body(response, self._deadline, self._settings.max_response_bytes)
+            except BodyError as exc:
+                raise FhirError(f"the FHIR server's answer failed: {exc}") from exc
+            media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if media_type not in (FHIR_JSON, "application/json", "application/json+fhir"):
             raise FhirError(f"the FHIR server answered {media_type or 'no content type'}, not FHIR JSON")
         try:
-            body = response.json()
-        except (json.JSONDecodeError, ValueError) as exc:
+            body = json.loads(content)
+        except (ValueError, RecursionError) as exc:
             raise FhirError("the FHIR server answered invalid JSON") from exc
         if not isinstance(body, dict):
             raise FhirError("the FHIR server answered JSON that is not a resource")
@@ -175,16 +185,16 @@ def _raise_if_error(outcome: dict[str, Any]) -> None:
         raise FhirError(f"the FHIR server reported an error in the search: {errors}")
 
 
-def _describe_failure(response: requests.Response) -> str:
-    status = f"HTTP {response.status_code}"
-    media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if not response.content:
+def _describe_failure(status_code: int, headers: Mapping[str, str], content: bytes) -> str:
+    status = f"HTTP {status_code}"
+    media_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if not content:
         return f"the FHIR server answered {status} with an empty body"
-    if "html" in media_type or response.content.lstrip()[:1] == b"<":
+    if "html" in media_type or content.lstrip()[:1] == b"<":
         return f"the FHIR server answered {status} with an HTML page"
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
         return f"the FHIR server answered {status}"
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
         return f"the FHIR server answered {status}: {error_diagnostics(body) or 'no diagnostics'}"

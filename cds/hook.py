@@ -152,7 +152,7 @@ def _record(
         LedgerEntry(
             card_uuid=card.uuid,
             service_id=service.id,
-            hook_instance=request.hook_instance,
+            hook_instance=request.hook_instance.replace("\x00", ""),
             issuer=caller.issuer,
             kind=card.kind,
             fact_digest=assessment.digest(),

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -28,6 +30,7 @@ from cds.validation import schema_issues
 log = logging.getLogger("cds.request")
 
 _TOKEN_FIELDS = ("access_token", "token_type", "expires_in", "scope", "subject")
+_TOKEN_CHARACTERS = re.compile(r"^[\x21-\x7e]{1,8192}$")  # what an HTTP header can carry (RFC 6750 b64token+)
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,17 @@ def parse_json_body(body: bytes, content_type: str | None) -> Any:
             [Issue(f"Content-Type must be application/json (got {shown})", code="not-supported")],
         )
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise InvalidRequest("Body is not UTF-8 encoded JSON") from exc
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"Body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except (ValueError, RecursionError) as exc:  # NaN/Infinity, absurd numbers, absurd nesting
+        raise InvalidRequest("Body is not valid JSON (non-standard number or nesting too deep)") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def parse_hook_request(payload: Any, service: ServiceDefinition) -> HookRequest:
@@ -134,7 +143,9 @@ def _authorization(raw: Mapping[str, Any] | None) -> tuple[FhirAuthorization | N
         return None, f"fhirAuthorization lacks {', '.join(missing)}"
     if str(raw["token_type"]).lower() != "bearer":
         return None, "fhirAuthorization.token_type is not Bearer"
-    if raw["expires_in"] <= 0:
+    if not _TOKEN_CHARACTERS.match(str(raw["access_token"])):
+        return None, "fhirAuthorization.access_token has characters a bearer token cannot have"
+    if not math.isfinite(raw["expires_in"]) or raw["expires_in"] <= 0:
         return None, "fhirAuthorization has expired (expires_in <= 0)"
     token = FhirAuthorization(
         access_token=Secret(raw["access_token"]),

@@ -18,9 +18,13 @@ from typing import Any
 import jwt
 import requests
 
+from cds.httpbody import BodyError, read_body
+
 log = logging.getLogger("cds.jwks")
 
 JWKS_FETCH_TIMEOUT = (2.0, 3.0)
+JWKS_FETCH_SECONDS = 5.0
+JWKS_MAX_BYTES = 1_000_000
 
 
 class KeySource:
@@ -56,13 +60,14 @@ class KeySource:
         self._loaded_at = now  # set first: a failing source is retried only after the cooldown
         try:
             data = self._load()
-        except (OSError, ValueError, requests.RequestException) as exc:
+        except (OSError, ValueError, RecursionError, requests.RequestException) as exc:
             log.warning(
                 "cannot load JWK Set; keeping cached keys", extra={"source": self.name, "error": type(exc).__name__}
             )
             return
         keys: dict[str, jwt.PyJWK] = {}
-        for item in data.get("keys", []) if isinstance(data, dict) else []:
+        listed = data.get("keys") if isinstance(data, dict) else None
+        for item in listed if isinstance(listed, list) else []:
             if not isinstance(item, dict) or not item.get("kid") or "d" in item:
                 continue  # no kid: unusable; a private key in a public set: refuse to use it
             try:
@@ -89,11 +94,16 @@ def file_loader(path: str) -> Callable[[], dict[str, Any]]:
 
 def url_loader(url: str, session: requests.Session) -> Callable[[], dict[str, Any]]:
     def load() -> dict[str, Any]:
-        response = session.get(
-            url, timeout=JWKS_FETCH_TIMEOUT, allow_redirects=False, headers={"Accept": "application/json"}
-        )
-        response.raise_for_status()
-        data: dict[str, Any] = response.json()
-        return data
+        deadline = time.monotonic() + JWKS_FETCH_SECONDS
+        with session.get(
+            url, timeout=JWKS_FETCH_TIMEOUT, allow_redirects=False, stream=True, headers={"Accept": "application/json"}
+        ) as response:
+            response.raise_for_status()
+            try:
+                content = read_body(response, deadline, JWKS_MAX_BYTES)
+            except BodyError as exc:
+                raise ValueError(str(exc)) from exc
+        data = json.loads(content)
+        return data if isinstance(data, dict) else {}
 
     return load

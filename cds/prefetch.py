@@ -221,7 +221,9 @@ def _gathered(states: dict[str, _KeyState], request: HookRequest, queries: Mappi
                 )
                 notes.append(f"{expected}/{resource.get('id')} does not belong to this patient and was ignored")
                 continue
-            resources.setdefault(expected, {})[(expected, str(resource.get("id")))] = resource
+            # The same resource from two keys (or pages) counts once; resources without an id are all kept.
+            identity = (expected, str(resource["id"])) if resource.get("id") else (expected, f"#{id(resource)}")
+            resources.setdefault(expected, {})[identity] = resource
     return GatheredData(
         resources={t: list(by_id.values()) for t, by_id in resources.items()},
         unavailable=frozenset(unavailable),

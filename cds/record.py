@@ -23,7 +23,7 @@ from fhir.resources.R4B.procedure import Procedure
 from pydantic import ValidationError
 
 from cds.clinical.model import PatientData
-from cds.clinical.terminology import Terminology, normalize_code
+from cds.clinical.terminology import MAX_TEXT, Terminology, normalize_code
 
 MODELS: dict[str, Any] = {
     "Patient": Patient,
@@ -98,10 +98,12 @@ class Preselector:
         return False
 
     def _text_matches(self, text: str) -> bool:
+        if len(text) > MAX_TEXT:
+            return True  # too long to scan here: parse it, the core reads its first MAX_TEXT characters
         known = self._seen_text.get(text)
         if known is None:
             known = self._text.search(text) is not None
-            if len(self._seen_text) < 100_000:
+            if len(self._seen_text) < 100_000 and len(text) < 1_000:
                 self._seen_text[text] = known
         return known
 
@@ -147,8 +149,9 @@ def _parse(raw: Mapping[str, Any], notes: list[str]) -> Any:
     model = MODELS[str(raw.get("resourceType"))]
     try:
         return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
+    except (ValidationError, KeyError, TypeError, ValueError) as exc:
+        # fhir.resources raises more than ValidationError for some malformed input (an unknown contained type).
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (type(exc).__name__,)}
         where = ".".join(str(part) for part in first.get("loc", ()))
         notes.append(
             f"{raw.get('resourceType')}/{raw.get('id', '(no id)')} is not valid FHIR R4 and was ignored ({where})"

@@ -46,11 +46,16 @@ def check_bind(settings: Settings) -> None:
             f"auth is off: refusing to listen on {settings.server.host} (only loopback); "
             "set server.force_insecure_bind = true to override"
         )
-    if any(issuer.iss == SANDBOX_ISSUER for issuer in settings.auth.issuers):
+    if any(_is_sandbox(issuer.iss, issuer.jwks_url) for issuer in settings.auth.issuers):
         raise SettingsError(
             "the CDS Hooks Sandbox's private key is public: refusing to trust it on "
             f"{settings.server.host}; set server.force_insecure_bind = true to override"
         )
+
+
+def _is_sandbox(iss: str, jwks_url: str | None) -> bool:
+    host = "sandbox.cds-hooks.org"
+    return iss.rstrip("/") == SANDBOX_ISSUER or host in iss or host in (jwks_url or "")
 
 
 def preflight(settings: Settings) -> None:

@@ -95,6 +95,7 @@ class FhirSettings:
     deadline_seconds: float = 0.45
     max_pages: int = 10
     max_entries: int = 2000
+    max_response_bytes: int = 20_000_000
     # Send the EHR's bearer token over plain http (never in production).
     allow_plain_http_token: bool = False
     # Fetch without any fhirAuthorization (open test servers such as the public HAPI sandbox).
@@ -299,8 +300,18 @@ def _check(settings: Settings) -> None:
         weak = [a for a in issuer.algorithms if a.upper() == "NONE" or a.upper().startswith("HS")]
         if weak:
             raise SettingsError(f"auth.issuers[{issuer.iss}]: algorithm {weak[0]} is not allowed (asymmetric only)")
-    if not settings.is_production:
-        return
+    if settings.is_production:
+        _check_production(settings)
+
+
+def _check_production(settings: Settings) -> None:
+    for issuer in settings.auth.issuers:
+        for url in (issuer.jwks_url, *issuer.jku_allowlist):
+            if url and not url.startswith("https://"):
+                raise SettingsError(f"auth.issuers[{issuer.iss}]: key set URL {url} must be https in production")
+    multi_instance_db = not settings.feedback.database_url.startswith("sqlite")
+    if multi_instance_db and settings.feedback.patient_hash_key is None:
+        raise SettingsError("feedback.patient_hash_key: set one shared secret for every instance using the database")
     if not settings.public_base_url.startswith("https://"):
         raise SettingsError("public_base_url: production requires https (CDS Hooks requires TLS)")
     if "*" in settings.cors.allowed_origins:

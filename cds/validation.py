@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -41,7 +41,12 @@ def parse_rfc3339(value: str) -> datetime:
     if not _RFC3339.match(value):
         raise ValueError(f"{value!r} is not an RFC 3339 date-time")
     text = value.replace("z", "Z").replace("t", "T").replace(" ", "T")
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        parsed.astimezone(UTC)  # "9999-12-31T23:59:59-23:59" is past the end of time in UTC
+    except OverflowError as exc:
+        raise ValueError(f"{value!r} is outside the representable range") from exc
+    return parsed
 
 
 @functools.cache
@@ -82,6 +87,10 @@ def _describe(error: ValidationError) -> str:
             return f"must be one of {', '.join(map(str, options))}, not {shown}"
         case "minItems":
             return "must contain at least one item"
+        case "maxItems":
+            return f"must contain at most {error.validator_value} items"
+        case "maxLength":
+            return f"must be at most {error.validator_value} characters"
         case "minLength":
             return "must not be empty"
         case "pattern":

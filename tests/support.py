@@ -314,3 +314,47 @@ def fixture_request(
     keys = None if prefetch == "full" else (set() if prefetch == "none" else set(prefetch))
     values = prefetch_from(bundle, service, keys)
     return hook_request(patient_id(bundle), user, values if prefetch != "none" else None, fhir_server, access_token)
+
+
+class StubServer:
+    """A real HTTP server on 127.0.0.1 for failure modes the FHIR test server cannot produce: it answers each GET
+    with ``handler(path) -> (status, headers, body chunks, seconds between chunks)`` and records every request."""
+
+    def __init__(self, handler: Any) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict[str, Any]] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                stub.requests.append({"path": self.path, "headers": dict(self.headers)})
+                status, headers, chunks, pause = handler(self.path)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(sum(len(c) for c in chunks)))
+                self.end_headers()
+                try:
+                    for chunk in chunks:
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                        time.sleep(pause)
+                except OSError:
+                    pass  # the client gave up, as it should
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/fhir"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

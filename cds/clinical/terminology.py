@@ -18,6 +18,8 @@ from typing import Any
 from cds.clinical.fhirview import codings, describe_coding, texts
 
 _FLAGS = re.IGNORECASE | re.UNICODE
+# Coded elements carry short texts; matching is cut off here so that a pathological string costs bounded time.
+MAX_TEXT = 20_000
 
 
 def normalize_code(code: str) -> str:
@@ -69,7 +71,7 @@ class Concept:
         """The first affirmed mention in ``strings``; a negated mention only if nothing is affirmed."""
         negated: Match | None = None
         for string in strings:
-            for clause in self.clause_split.split(string):
+            for clause in self.clause_split.split(string[:MAX_TEXT]):
                 if not any(p.search(clause) for p in self.text):
                     continue
                 snippet = clause.strip()[:120]
@@ -81,7 +83,7 @@ class Concept:
         return negated
 
     def excluded(self, strings: Iterable[str]) -> bool:
-        return any(p.search(s) for s in strings for p in self.exclude_text)
+        return any(p.search(s[:MAX_TEXT]) for s in strings for p in self.exclude_text)
 
 
 @dataclass(frozen=True)
