@@ -197,7 +197,13 @@ def _value_text(fact: Fact) -> str:
         case "recurrence":
             return f"since {fact.date}" if fact.date else "recorded, date not recorded"
         case "stage":
+            if value == "B" and fact.note and fact.note.startswith("mapped from"):
+                return f"BCLC B ({md(fact.note)}: a practice default)"
             return "BCLC B" if value == "B" else md(value)
+        case "mvi":
+            if fact.note and fact.note.startswith("grade"):
+                return f"{value} ({md(fact.note)}; which grades count is a practice default)"
+            return md(value)
         case "child_pugh":
             return f"{md(value)} ({fact.date})" if fact.date else md(value)
         case "ecog":

@@ -84,7 +84,7 @@ class Preselector:
         elements = _READ_ELEMENTS.get(str(resource_type))
         if elements is None:
             return False
-        if resource_type in ("MedicationRequest", "MedicationStatement") and _unnamed_reference(resource):
+        if resource_type in ("MedicationRequest", "MedicationStatement") and _unnamed_medication(resource):
             return True  # counted as "unidentified medication"
         for element in elements:
             value = resource.get(element)
@@ -179,10 +179,14 @@ def _walk(value: Any) -> Iterator[tuple[str | None, str | None, str | None]]:
         yield None, None, value
 
 
-def _unnamed_reference(resource: Mapping[str, Any]) -> bool:
+def _unnamed_medication(resource: Mapping[str, Any]) -> bool:
+    """A medication with no human-readable name: a bare reference, or a concept with codes but no text/display."""
     reference = resource.get("medicationReference")
-    return (
-        isinstance(reference, dict)
-        and not reference.get("display")
-        and not str(reference.get("reference", "")).startswith("#")
-    )
+    if isinstance(reference, dict):
+        return not reference.get("display") and not str(reference.get("reference", "")).startswith("#")
+    concept = resource.get("medicationCodeableConcept")
+    if not isinstance(concept, dict):
+        return True
+    listed = concept.get("coding")
+    codings = listed if isinstance(listed, list) else []
+    return not concept.get("text") and not any(isinstance(c, dict) and c.get("display") for c in codings)

@@ -489,10 +489,10 @@ SCENARIOS: list[Scenario] = [
     (
         "eligible-icdo3-cautions",
         "Eligible with cautions: C22.9 + ICD-O-3 8170/3 histology extension, relapse status, "
-        "ICD-10-PCS 0FB00ZZ, LOINC 33739-4, margin distance 8 mm, stage on Condition.stage, age 78, Child-Pugh B7, "
-        "TACE since recurrence",
+        "ICD-10-PCS 0FB00ZZ, LOINC 33739-4 (lymphatic small-vessel invasion: a caution), margin distance 8 mm, stage "
+        "on Condition.stage, age 78, Child-Pugh B7, TACE since recurrence",
         eligible_icdo3,
-        {"outcome": "eligible", "cautions": ["age-over-range", "child-pugh-b", "tace-given"]},
+        {"outcome": "eligible", "cautions": ["age-over-range", "child-pugh-b", "tace-given", "mvi-lymphatic"]},
     ),
     (
         "suppressed-own-proposal",
@@ -758,7 +758,7 @@ SCENARIOS: list[Scenario] = [
                 ),
             ),
         ),
-        {"outcome": "not-applicable", "exclusions": ["no-confirmed-hcc"]},
+        {"outcome": "not-applicable", "exclusions": ["no-confirmed-hcc", "other-liver-cancer"]},
     ),
     (
         "na-no-hepatectomy",

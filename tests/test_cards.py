@@ -114,8 +114,9 @@ def test_cautions_appear_as_lines_and_the_card_stays_info(cds: CdsCaller) -> Non
     (card,) = cds.call(fixture_request("eligible-icdo3-cautions")).get_json()["cards"]
     assert card["indicator"] == "info"
     cautions = card["detail"].split("**Cautions**")[1].split("**Evidence")[0]
-    assert "Age above the range enrolled in the trial (28-75 years): age 78" in cautions
-    assert "Child-Pugh B7" in cautions and "TACE already given for this recurrence" in cautions
+    assert "Age above the range of the patients in the trial (28-75 years): age 78" in cautions
+    assert "Child-Pugh B7 is accepted with caution" in cautions and "TACE has already been given" in cautions
+    assert "confirm vascular (venous) microvascular invasion" in cautions
 
 
 def test_the_information_card_names_what_is_missing_and_where_it_is_recorded(cds: CdsCaller) -> None:

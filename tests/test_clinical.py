@@ -334,7 +334,8 @@ def test_mvi_representations(change: dict[str, Any], value: str) -> None:
 def test_mvi_unknown(change: dict[str, Any], why: str) -> None:
     assessment = run(with_(eligible(), change))
     assert assessment.facts["mvi"].value is None and why in (assessment.facts["mvi"].note or "")
-    assert codes(assessment) == ("information-needed", ["mvi"])
+    outcome, missing = codes(assessment)
+    assert outcome == "information-needed" and "mvi" in missing
 
 
 def test_conflicting_mvi_results_are_unknown() -> None:
@@ -344,13 +345,21 @@ def test_conflicting_mvi_results_are_unknown() -> None:
 
 
 def test_mvi_in_condition_evidence_and_in_a_pathology_panel() -> None:
-    evidence = [{"code": [cc(LOCAL, "x", text="Microvascular invasion on resection specimen")]}]
-    record = with_(
-        eligible(),
-        condition("hcc", cc(ICD10CM, "C22.0"), onset=950, clinical="recurrence", evidence=evidence),
-        drop=("mvi",),
-    )
-    assert run(record).facts["mvi"].value == "positive"
+    for words, value in (
+        ("Microvascular invasion: present (M2)", "positive"),
+        ("微血管侵犯 M0", "negative"),
+        ("No microvascular invasion", "negative"),
+        ("Microvascular invasion on resection specimen", None),
+        ("Microvascular invasion: indeterminate", None),
+        ("Suspected microvascular invasion (MRI)", None),
+    ):
+        evidence = [{"code": [cc(LOCAL, "x", text=words)]}]
+        record = with_(
+            eligible(),
+            condition("hcc", cc(ICD10CM, "C22.0"), onset=950, clinical="recurrence", evidence=evidence),
+            drop=("mvi",),
+        )
+        assert run(record).facts["mvi"].value == value, words  # an explicit answer, or unknown
     panel = observation(
         "panel",
         cc(LOCAL, "PATH", text="Liver resection pathology"),
@@ -446,7 +455,12 @@ def test_margin_representations(record: dict[str, dict], value: str) -> None:
 
 def test_margin_unknown_when_missing_conflicting_or_not_from_the_hepatectomy() -> None:
     assert codes(run(margin_only())) == ("information-needed", ["margin"])
-    conflicting = with_(eligible(), observation("m", cc(SNOMED, "17964000"), RESECTION_DAYS - 3, valueString="R1"))
+    pathology_wins = with_(eligible(), observation("m", cc(SNOMED, "17964000"), RESECTION_DAYS - 3, valueString="R1"))
+    assert run(pathology_wins).facts["margin"].value == "involved"  # over the operation note's "R0 resection"
+    conflicting = margin_only(
+        observation("m", cc(SNOMED, "17964000"), RESECTION_DAYS - 3, valueString="R1"),
+        observation("m2", cc(SNOMED, "396631001"), RESECTION_DAYS - 2, valueString="R0"),
+    )
     assert run(conflicting).facts["margin"].value is None
     elsewhere = margin_only(observation("m", cc(SNOMED, "17964000"), 50, valueString="R0"))
     assessment = run(elsewhere)
@@ -618,7 +632,8 @@ def test_child_pugh(change: dict[str, Any], expected: tuple[str, list[str]]) -> 
         ),
         (condition("bleed", cc(ICD10CM, "I85.11"), onset=100), ("not-applicable", ["decompensated"])),
         (condition("ascites", cc(LOCAL, "x", text="腹水"), onset=30), ("not-applicable", ["decompensated"])),
-        (condition("ascites", cc(ICD10CM, "R18.8"), onset=400), ("eligible", [])),  # outside the 6-month look-back
+        (condition("ascites", cc(ICD10CM, "R18.8"), onset=400), ("not-applicable", ["decompensated"])),  # still active
+        (condition("ascites", cc(ICD10CM, "R18.8"), onset=400, clinical=None), ("eligible", [])),  # no status, old
         (condition("ascites", cc(LOCAL, "x", text="No ascites"), onset=30), ("eligible", [])),
     ],
 )
@@ -723,7 +738,9 @@ def test_medication_by_reference_display_contained_or_unnamed() -> None:
     }
     assert codes(run(with_(eligible(), contained))) == ("not-applicable", ["sorafenib-current"])
     unnamed = {**by_display, "medicationReference": {"reference": "Medication/x1"}}
-    assert codes(run(with_(eligible(), unnamed))) == ("eligible", ["unidentified-medications"])
+    assert codes(run(with_(eligible(), unnamed))) == ("information-needed", ["data-medications"])
+    coded_only = med_request("m2", cc(RXNORM, "1599164"), "active")  # a code nobody here can name
+    assert codes(run(with_(eligible(), coded_only))) == ("information-needed", ["data-medications"])
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,25 +1,30 @@
 """The decision policy: one patient's FHIR resources and the hook date in, an ``Assessment`` out. Pure.
 
 Evaluated in order (issue #3, clinical notes 4.2); the first step that decides wins:
-1. not applicable: no confirmed HCC, no dated partial hepatectomy, no recurrence after it, deceased, transplant;
+1. not applicable: no confirmed HCC, no dated partial hepatectomy, no recurrence after it, deceased, transplant,
+   an active cholangiocarcinoma or combined tumour;
 2. not applicable: outside the trial population or unsafe (MVI negative, margin involved, stage not B,
    Child-Pugh C / decompensated / above the caution score, ECOG above the caution value, sorafenib now or before,
    other systemic therapy, pregnant, too young);
-3. information needed: a fact the decision needs is unknown, stale or unreadable;
-4. eligible, with cautions (age above the trial's range, Child-Pugh B7, ECOG 1, TACE already given).
+3. information needed: a fact the decision needs is unknown, stale or unreadable, or part of the record could not
+   be read (including medications without a name: earlier systemic therapy cannot be ruled out);
+4. eligible, with cautions (age above the trial's range, Child-Pugh B7, ECOG 1, TACE already given, MVI read from
+   a lymphatic-only result, fibrolamellar HCC).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import Any
 
 from cds.clinical.criteria import Criteria
 from cds.clinical.dates import FhirDate
-from cds.clinical.diagnosis import find_hcc, hcc_fact, recurrence_fact
+from cds.clinical.diagnosis import HccCondition, find_hcc, hcc_fact, other_liver_cancer, recurrence_fact
 from cds.clinical.fitness import child_pugh_fact, child_pugh_score, ecog_fact
 from cds.clinical.medications import medication_exposure
 from cds.clinical.model import Assessment, Fact, Finding, Outcome, PatientData
-from cds.clinical.pathology import margin_fact, mvi_fact
+from cds.clinical.pathology import LYMPHATIC_ONLY, margin_fact, mvi_fact
 from cds.clinical.patient import age_fact, deceased_fact, pregnancy_fact
 from cds.clinical.staging import stage_fact
 from cds.clinical.surgery import find_resection, tace_since, transplant_fact
@@ -41,7 +46,8 @@ def assess(data: PatientData, today: date, terms: Terminology, criteria: Criteri
     """Decide whether the SOR-TACE evidence applies to this patient, with the facts and records behind it."""
     facts: dict[str, Fact] = {}
     hcc = find_hcc(data.conditions, data.observations, terms)
-    facts["hcc"] = hcc_fact(hcc, data.observations, terms)
+    facts["hcc"] = hcc_fact(hcc, data.conditions, data.observations, terms)
+    facts["other_liver_cancer"] = other_liver_cancer(data.conditions, terms)
     resection, facts["resection"] = find_resection(data.procedures, terms)
     facts["deceased"] = deceased_fact(data.patient)
     facts["transplant"] = transplant_fact(data.conditions, data.procedures, terms)
@@ -51,8 +57,8 @@ def assess(data: PatientData, today: date, terms: Terminology, criteria: Criteri
             hcc, data.observations, resection.date, terms, criteria
         )
 
-    def finish(outcome: Outcome, **kwargs: object) -> Assessment:
-        return Assessment(outcome, today, facts, notes=data.notes, recurrence_reference=recurrence_reference, **kwargs)  # type: ignore[arg-type]
+    def finish(outcome: Outcome, **kwargs: Any) -> Assessment:
+        return Assessment(outcome, today, facts, notes=data.notes, recurrence_reference=recurrence_reference, **kwargs)
 
     population = _population_exclusions(facts)
     if population:
@@ -60,15 +66,18 @@ def assess(data: PatientData, today: date, terms: Terminology, criteria: Criteri
 
     assert resection is not None  # population check guarantees it
     recurrence = facts["recurrence"]
-    since = recurrence.date or _plus_days(resection.date, criteria.recurrence_minimum_days)
+    after_surgery = _plus_days(resection.date, criteria.recurrence_minimum_days)
+    since = recurrence.date or after_surgery
     confirmed_hcc = [h.condition for h in hcc if h.confirmed]
     facts["mvi"] = mvi_fact(resection, data.observations, confirmed_hcc, terms, criteria)
     facts["margin"] = margin_fact(resection, data.observations, terms, criteria)
-    facts["stage"] = stage_fact(confirmed_hcc, data.conditions, data.observations, since, today, terms, criteria)
+    facts["stage"] = stage_fact(
+        confirmed_hcc, data.conditions, data.observations, since, after_surgery, today, terms, criteria
+    )
     facts["child_pugh"] = child_pugh_fact(data.conditions, data.observations, today, terms, criteria)
     facts["ecog"] = ecog_fact(data.observations, today, terms, criteria)
     facts["age"] = age_fact(data.patient, today, criteria.age_minimum_years)
-    facts["pregnancy"] = pregnancy_fact(data.conditions, terms)
+    facts["pregnancy"] = pregnancy_fact(data.conditions, data.observations, today, terms)
     exposure = medication_exposure(data.medication_requests, data.medication_statements, terms)
     facts["sorafenib"], facts["other_systemic"] = exposure.sorafenib, exposure.other_systemic
     facts["tace_since_recurrence"] = tace_since(data.procedures, since, terms)
@@ -76,10 +85,10 @@ def assess(data: PatientData, today: date, terms: Terminology, criteria: Criteri
     exclusions = _trial_exclusions(facts, criteria)
     if exclusions:
         return finish(Outcome.NOT_APPLICABLE, exclusions=tuple(exclusions))
-    missing = _missing(facts, data, criteria)
+    missing = _missing(facts, data, exposure.unidentified)
     if missing:
         return finish(Outcome.INFORMATION_NEEDED, missing=tuple(missing))
-    cautions = _cautions(facts, criteria, exposure.unidentified)
+    cautions = _cautions(facts, criteria, hcc)
     return finish(Outcome.ELIGIBLE, cautions=tuple(cautions), own_proposal=exposure.own_proposal)
 
 
@@ -100,6 +109,9 @@ def _population_exclusions(facts: dict[str, Fact]) -> list[Finding]:
         out.append(Finding("deceased", "patient is deceased", facts["deceased"].evidence))
     if facts["transplant"].value == "yes":
         out.append(Finding("transplant", "liver transplant or whole-liver resection", facts["transplant"].evidence))
+    other = facts["other_liver_cancer"]
+    if other.value == "yes":
+        out.append(Finding("other-liver-cancer", "cholangiocarcinoma or a combined tumour recorded", other.evidence))
     return out
 
 
@@ -145,7 +157,7 @@ def _trial_exclusions(facts: dict[str, Fact], criteria: Criteria) -> list[Findin
     return out
 
 
-def _missing(facts: dict[str, Fact], data: PatientData, criteria: Criteria) -> list[Finding]:
+def _missing(facts: dict[str, Fact], data: PatientData, unidentified: tuple[str, ...]) -> list[Finding]:
     out = [
         Finding(name, facts[name].note or "unknown", facts[name].evidence) for name in NEEDED if not facts[name].known
     ]
@@ -157,16 +169,17 @@ def _missing(facts: dict[str, Fact], data: PatientData, criteria: Criteria) -> l
         state = "could not be read" if resource_type in data.unavailable else "was only partly read"
         if code and all(f.code != code for f in out):
             out.append(Finding(code, f"the {resource_type} list {state}"))
+    if unidentified and all(f.code != "data-medications" for f in out):
+        shown = ", ".join(unidentified[:5]) + (f" and {len(unidentified) - 5} more" if len(unidentified) > 5 else "")
+        out.append(Finding("data-medications", f"{len(unidentified)} medication record(s) without a name: {shown}"))
     return out
 
 
-def _cautions(facts: dict[str, Fact], criteria: Criteria, unidentified: tuple[str, ...]) -> list[Finding]:
+def _cautions(facts: dict[str, Fact], criteria: Criteria, hcc: Sequence[HccCondition]) -> list[Finding]:
     out = []
     age = facts["age"]
     if age.value is not None and _oldest(age.value) > criteria.age_caution_above_years:
-        out.append(
-            Finding("age-over-range", f"age {age.value}, above the trial's reported range (28-75)", age.evidence)
-        )
+        out.append(Finding("age-over-range", f"age {age.value}", age.evidence))
     cp = facts["child_pugh"]
     score = child_pugh_score(cp.value or "")
     if cp.value and cp.value.startswith("B") and score is not None and score > criteria.child_pugh_eligible_max:
@@ -176,14 +189,12 @@ def _cautions(facts: dict[str, Fact], criteria: Criteria, unidentified: tuple[st
         out.append(Finding("ecog-1", f"ECOG {ecog.value}", ecog.evidence))
     tace = facts["tace_since_recurrence"]
     if tace.value == "yes" and criteria.caution_tace_since_recurrence:
-        out.append(Finding("tace-given", "TACE already given since the recurrence", tace.evidence))
-    if unidentified:
-        out.append(
-            Finding(
-                "unidentified-medications",
-                f"{len(unidentified)} medication record(s) without a name: " + ", ".join(unidentified[:5]),
-            )
-        )
+        out.append(Finding("tace-given", f"{len(tace.evidence)} TACE procedure(s) since the recurrence", tace.evidence))
+    if facts["mvi"].note == LYMPHATIC_ONLY:
+        out.append(Finding("mvi-lymphatic", "lymphatic small-vessel invasion (LOINC 33739-4)", facts["mvi"].evidence))
+    fibrolamellar = [h.evidence for h in hcc if h.confirmed and "253018005" in h.evidence.detail]
+    if fibrolamellar:
+        out.append(Finding("fibrolamellar", "fibrolamellar HCC (SNOMED CT 253018005)", tuple(fibrolamellar)))
     return out
 
 

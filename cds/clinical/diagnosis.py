@@ -1,10 +1,15 @@
 """HCC diagnosis and its recurrence after the hepatectomy (clinical notes 2.1, 2.2, 3.2.1, 4.1).
 
+HCC: a readable Condition coded or worded as HCC (text counts only where no standard code says otherwise);
+unspecified liver cancer (C22.8, C22.9...) counts with HCC words or HCC histology. A histology Observation can
+confirm HCC only from pathology, and never against a refuted HCC diagnosis.
+
 Recurrence is recognised in three of the four ways real records show it:
-(a) the HCC Condition's clinicalStatus is ``recurrence`` or ``relapse``;
-(b) an HCC Condition with onset at least the configured interval after the hepatectomy (the earlier episode
-    resolved or in remission);
-(d) an mCODE cancer disease status (LOINC 97509-4) of "worsened" dated after the hepatectomy.
+(a) the HCC Condition's clinicalStatus is ``recurrence`` or ``relapse`` (not within the residual-disease interval
+    after surgery);
+(b) a new HCC Condition with onset at least the configured interval after the hepatectomy, the earlier episode
+    being resolved, in remission or inactive;
+(d) an mCODE cancer disease status (LOINC 97509-4) of "worsened" after the hepatectomy, about the HCC.
 (c), a ``Z85.05`` history code with an imaging note, is deliberately not enough.
 """
 
@@ -15,10 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds.clinical.criteria import Criteria
-from cds.clinical.dates import FhirDate, at_least_days_after
-from cds.clinical.fhirview import observation_date, reference_of, status_code
+from cds.clinical.dates import FhirDate, at_least_days_after, before
+from cds.clinical.fhirview import observation_date, reference_of, status_code, texts
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
+    IGNORED_VERIFICATION,
     condition_active,
     condition_confirmed,
     condition_onset,
@@ -43,36 +49,47 @@ class HccCondition:
 
 
 def find_hcc(conditions: Sequence[Any], observations: Sequence[Any], terms: Terminology) -> list[HccCondition]:
-    """Every readable Condition that records HCC: by code or text, or as unspecified liver cancer backed by HCC
-    histology (the Condition's histology extension or a final histology Observation)."""
+    """Every readable Condition that records HCC."""
     histology_obs = _hcc_histology_observation(observations, terms)
     found: list[HccCondition] = []
     for condition in conditions:
-        if not condition_readable(condition) or terms.concept("not_hcc").match(condition.code):
+        if not condition_readable(condition) or terms.concept("not_hcc").affirms(condition.code):
             continue
-        match = terms.concept("hcc").match(condition.code)
-        element = "code"
-        if match is None or match.negated:
-            match, element = _unspecified_with_histology(condition, histology_obs, terms)
-        if match is None or match.negated:
+        match, element = _hcc_match(condition, histology_obs, terms)
+        if match is None:
             continue
         evidence = Evidence(reference_of(condition), element, match.detail, condition_onset(condition))
         found.append(HccCondition(condition, evidence, condition_confirmed(condition)))
     return found
 
 
-def hcc_fact(hcc: Sequence[HccCondition], observations: Sequence[Any], terms: Terminology) -> Fact:
+def hcc_fact(
+    hcc: Sequence[HccCondition], conditions: Sequence[Any], observations: Sequence[Any], terms: Terminology
+) -> Fact:
     confirmed = [h for h in hcc if h.confirmed]
     if confirmed:
         return Fact("hcc", "confirmed", tuple(h.evidence for h in confirmed))
     histology = _hcc_histology_observation(observations, terms)
-    if histology:
+    if histology and not _refuted_hcc(conditions, terms):
         return Fact("hcc", "confirmed", (histology,))
     if hcc:
         unconfirmed = tuple(h.evidence for h in hcc)
         statuses = sorted({status_code(h.condition.verificationStatus) or "" for h in hcc})
         return Fact("hcc", "unconfirmed", unconfirmed, note=f"only {'/'.join(statuses)} HCC records")
     return Fact("hcc", "absent", note="no HCC diagnosis in the record")
+
+
+def other_liver_cancer(conditions: Sequence[Any], terms: Terminology) -> Fact:
+    """An active, confirmed intrahepatic cholangiocarcinoma or combined tumour: not the trial's population."""
+    concept = terms.concept("not_hcc")
+    evidence = [
+        Evidence(reference_of(c), "code", match.detail, condition_onset(c))
+        for c in conditions
+        if condition_readable(c) and condition_confirmed(c) and condition_active(c)
+        for match in [concept.affirms(c.code)]
+        if match is not None
+    ]
+    return Fact("other_liver_cancer", "yes" if evidence else "no", tuple(evidence))
 
 
 def recurrence_fact(
@@ -84,31 +101,8 @@ def recurrence_fact(
 ) -> tuple[Fact, str | None]:
     """Recurrence after the hepatectomy, its date when recorded, and the Condition to cite as its reason."""
     gap = criteria.recurrence_minimum_days
-    dated: list[tuple[FhirDate, Evidence, str | None]] = []
-    undated: list[tuple[Evidence, str]] = []
-    unconfirmed: list[Evidence] = []
-    for item in hcc:
-        condition = item.condition
-        status = status_code(condition.clinicalStatus)
-        onset = condition_onset(condition)
-        after = onset is not None and at_least_days_after(onset, resection_date, gap)
-        if not condition_active(condition):
-            continue
-        if status in ("recurrence", "relapse") or after:
-            evidence = Evidence(
-                item.reference, "clinicalStatus" if not after else "onset", _describe(status, onset, after), onset
-            )
-            if not item.confirmed:
-                unconfirmed.append(evidence)
-            elif after and onset is not None:
-                dated.append((onset, evidence, item.reference))
-            else:
-                undated.append((evidence, item.reference))
-    for obs in observations:
-        worsened = _disease_worsened(obs, terms)
-        when = observation_date(obs)
-        if worsened and when and at_least_days_after(when, resection_date, gap):
-            dated.append((when, Evidence(reference_of(obs), "value", f"disease status {worsened.detail}", when), None))
+    dated, undated, unconfirmed = _recurrence_in_conditions(hcc, resection_date, gap)
+    dated += _recurrence_in_disease_status(observations, hcc, resection_date, gap, terms)
     if dated:
         dated.sort(key=lambda item: item[0].start)
         when, _, _ = dated[0]
@@ -127,6 +121,76 @@ def recurrence_fact(
     ), None
 
 
+Dated = list[tuple[FhirDate, Evidence, str | None]]
+
+
+def _recurrence_in_conditions(
+    hcc: Sequence[HccCondition], resection_date: FhirDate, gap: int
+) -> tuple[Dated, list[tuple[Evidence, str]], list[Evidence]]:
+    dated: Dated = []
+    undated: list[tuple[Evidence, str]] = []
+    unconfirmed: list[Evidence] = []
+    resolved_episode = any(
+        not condition_active(h.condition)
+        and (onset := condition_onset(h.condition)) is not None
+        and before(onset, resection_date)
+        for h in hcc
+    )
+    for item in hcc:
+        condition = item.condition
+        if not condition_active(condition):
+            continue
+        status = status_code(condition.clinicalStatus)
+        onset = condition_onset(condition)
+        late_enough = onset is not None and at_least_days_after(onset, resection_date, gap)
+        if onset is not None and not before(onset, resection_date) and not late_enough:
+            continue  # within the interval after surgery: residual disease, not recurrence
+        if not (status in ("recurrence", "relapse") or (late_enough and resolved_episode)):
+            continue  # pattern (b) needs the first episode resolved: an old "active" record proves nothing
+        kind = "onset" if late_enough else "clinicalStatus"
+        evidence = Evidence(item.reference, kind, _describe(status, onset, late_enough), onset)
+        if not item.confirmed:
+            unconfirmed.append(evidence)
+        elif late_enough and onset is not None:
+            dated.append((onset, evidence, item.reference))
+        else:
+            undated.append((evidence, item.reference))
+    return dated, undated, unconfirmed
+
+
+def _recurrence_in_disease_status(
+    observations: Sequence[Any], hcc: Sequence[HccCondition], resection_date: FhirDate, gap: int, terms: Terminology
+) -> Dated:
+    hcc_references = {h.reference for h in hcc}
+    out: Dated = []
+    for obs in observations:
+        worsened = _disease_worsened(obs, hcc_references, terms)
+        when = observation_date(obs)
+        if worsened and when and at_least_days_after(when, resection_date, gap):
+            out.append((when, Evidence(reference_of(obs), "value", f"disease status {worsened.detail}", when), None))
+    return out
+
+
+def _hcc_match(condition: Any, histology_obs: Evidence | None, terms: Terminology) -> tuple[Match | None, str]:
+    match = terms.concept("hcc").affirms(condition.code)
+    if match is not None:
+        return match, "code"
+    unspecified = terms.concept("liver_cancer_unspecified").affirms(condition.code)
+    if unspecified is None:
+        return None, "code"
+    worded = terms.concept("hcc").match_text(texts(condition.code))
+    if worded is not None and worded.affirmed:
+        return Match("code", f"{unspecified.detail} worded as HCC {worded.detail}"), "code"
+    for extension in condition.extension or ():
+        if extension.url == HISTOLOGY_EXTENSION:
+            histology = terms.concept("hcc_histology").affirms(extension.valueCodeableConcept)
+            if histology is not None:
+                return Match("code", f"{unspecified.detail} with histology {histology.detail}"), "extension[histology]"
+    if histology_obs is not None:
+        return Match("code", f"{unspecified.detail} with HCC histology in {histology_obs.reference}"), "code"
+    return None, "code"
+
+
 def _describe(status: str | None, onset: FhirDate | None, after: bool) -> str:
     state = f"clinicalStatus {status}" if status else "no clinicalStatus"
     if onset is None:
@@ -141,36 +205,29 @@ def _latest_reference(hcc: Sequence[HccCondition]) -> str | None:
     return max(confirmed, key=lambda h: h.evidence.date.start.toordinal() if h.evidence.date else 0).reference
 
 
-def _disease_worsened(obs: Any, terms: Terminology) -> Match | None:
+def _disease_worsened(obs: Any, hcc_references: set[str], terms: Terminology) -> Match | None:
     if not observation_final(obs) or not terms.concept("disease_status_observation").match(obs.code):
         return None
+    focus = [ref.reference for ref in obs.focus or () if ref.reference]
+    if focus and not any(ref in hcc_references for ref in focus):
+        return None  # the status of another condition (a second cancer)
     found = terms.classifier("disease_status").first(obs.valueCodeableConcept, value_texts(obs))
     return found[1] if found else None
 
 
 def _hcc_histology_observation(observations: Sequence[Any], terms: Terminology) -> Evidence | None:
-    histology = terms.concept("hcc_histology")
+    histology, pathology = terms.concept("hcc_histology"), terms.concept("histology_observation")
     for obs in observations:
-        if not observation_final(obs):
+        if not observation_final(obs) or pathology.affirms(obs.code) is None:
             continue
-        match = histology.match(obs.valueCodeableConcept, [obs.valueString] if obs.valueString else [])
-        if match and not match.negated:
+        match = histology.affirms(obs.valueCodeableConcept, [obs.valueString] if obs.valueString else [])
+        if match is not None:
             return Evidence(reference_of(obs), "value", f"histology {match.detail}", observation_date(obs))
     return None
 
 
-def _unspecified_with_histology(
-    condition: Any, histology_obs: Evidence | None, terms: Terminology
-) -> tuple[Match | None, str]:
-    unspecified = terms.concept("liver_cancer_unspecified").match(condition.code)
-    if unspecified is None or unspecified.negated:
-        return None, "code"
-    for extension in condition.extension or ():
-        if extension.url == HISTOLOGY_EXTENSION:
-            histology = terms.concept("hcc_histology").match(extension.valueCodeableConcept)
-            if histology and not histology.negated:
-                return Match("code", f"{unspecified.detail} with histology {histology.detail}"), "extension[histology]"
-    if histology_obs:
-        detail = f"{unspecified.detail} with HCC histology in {histology_obs.reference}"
-        return Match("code", detail), "code"
-    return None, "code"
+def _refuted_hcc(conditions: Sequence[Any], terms: Terminology) -> bool:
+    hcc = terms.concept("hcc")
+    return any(
+        status_code(c.verificationStatus) in IGNORED_VERIFICATION and hcc.match(c.code) is not None for c in conditions
+    )

@@ -81,7 +81,9 @@ def note_texts(notes: Iterable[Any] | None) -> list[str]:
 
 
 def observation_date(obs: Any) -> FhirDate | None:
-    return first_date(obs.effectiveDateTime, obs.effectivePeriod, obs.effectiveInstant, obs.issued)
+    """When the observation applies (``effective[x]``). ``issued`` is when it was entered, which for back-entered
+    results is much later: it would make old staging or an old ECOG look current."""
+    return first_date(obs.effectiveDateTime, obs.effectivePeriod, obs.effectiveInstant)
 
 
 def observation_value_texts(obs: Any) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from cds.clinical.criteria import Criteria
 from cds.clinical.dates import FhirDate, within_days
-from cds.clinical.fhirview import observation_date, reference_of
+from cds.clinical.fhirview import observation_date, reference_of, status_code
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
     condition_active,
@@ -41,8 +41,10 @@ def child_pugh_fact(
 ) -> Fact:
     """``A5``/``A6``/``A``/``B7``/``B8``/``C``/``decompensated``... or unknown."""
     decompensation = _decompensation(conditions, today, terms, criteria)
-    if decompensation:
+    if any(e.detail.startswith("decompensation") for e in decompensation):
         return Fact("child_pugh", "decompensated", tuple(decompensation))
+    if decompensation:
+        return Fact("child_pugh", None, tuple(decompensation), note="possible decompensation needs confirmation")
     readings = _latest(
         (value, Evidence(reference_of(obs), "value", detail, when), when)
         for obs, holder in _observations(observations, terms.concept("child_pugh_observation").match)
@@ -137,11 +139,8 @@ def _ecog_value(holder: Any, terms: Terminology) -> str | None:
     answer = terms.classifier("ecog_answer").first(getattr(holder, "valueCodeableConcept", None), ())
     if answer:
         return answer[0]
-    for text in value_texts(holder):
-        match = _ECOG_DIGIT.search(text)
-        if match:
-            return match.group(1)
-    return None
+    digits = [int(d) for text in value_texts(holder) for d in _ECOG_DIGIT.findall(text)]
+    return str(max(digits)) if digits else None  # "ECOG 1-2" counts as 2: the worse reading decides
 
 
 def _decompensation(conditions: Sequence[Any], today: date, terms: Terminology, criteria: Criteria) -> list[Evidence]:
@@ -152,10 +151,10 @@ def _decompensation(conditions: Sequence[Any], today: date, terms: Terminology, 
             continue
         match = concept.match(condition.code)
         when = condition_date(condition)
-        if (
-            match
-            and not match.negated
-            and (when is None or within_days(when, today, criteria.decompensation_lookback_days))
-        ):
-            out.append(Evidence(reference_of(condition), "code", f"decompensation: {match.detail}", when))
+        # An explicitly active problem counts however old; one without a status only within the look-back.
+        explicit = status_code(condition.clinicalStatus) is not None
+        recent = explicit or when is None or within_days(when, today, criteria.decompensation_lookback_days)
+        if match is not None and not match.negated and recent:
+            label = "decompensation" if match.affirmed else "possible decompensation"
+            out.append(Evidence(reference_of(condition), "code", f"{label}: {match.detail}", when))
     return out

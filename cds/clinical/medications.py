@@ -4,7 +4,8 @@ Status decides current versus earlier exposure. Proposals are not exposure: a re
 ``proposal`` or ``plan`` was never ordered, and the draft orders this service proposes (recognised by their
 ``meta.tag``) are reported separately, so an accepted SOR-TACE proposal suppresses the card instead of
 excluding the patient. A medication that cannot be identified (a reference with neither a name nor a contained
-Medication) is counted, so the card can say that the history may be incomplete.
+Medication) or that carries only a code no value set knows is counted: the history is then incomplete, and the
+card asks for it rather than assume there was no systemic therapy.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cds.clinical.fhirview import first_date, reference_of
+from cds.clinical.fhirview import first_date, reference_of, texts
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.terminology import Terminology
 
@@ -43,9 +44,10 @@ def medication_exposure(requests: Sequence[Any], statements: Sequence[Any], term
                 own = own or Evidence(reference_of(resource), "meta.tag", "SOR-TACE proposal from this service")
             continue
         concept, names = _medication(resource)
-        if concept is None and not names:
+        known = terms.concept("sorafenib").match(concept, names) if concept is not None else None
+        if not names and not texts(concept) and known is None:
             if when_status:
-                unidentified.append(reference_of(resource))
+                unidentified.append(reference_of(resource))  # a code we cannot name, or a bare reference
             continue
         if when_status is None:
             continue
@@ -56,7 +58,7 @@ def medication_exposure(requests: Sequence[Any], statements: Sequence[Any], term
             getattr(resource, "dateAsserted", None),
         )
         match = terms.concept("sorafenib").match(concept, names)
-        if match and not match.negated:
+        if match and not match.negated:  # a doubtful mention ("sorafenib?") still counts as possible exposure
             sorafenib[when_status].append(
                 Evidence(reference_of(resource), "medication", f"{match.detail} ({resource.status})", when)
             )

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from cds.clinical.dates import age_range, parse_date
-from cds.clinical.fhirview import reference_of
+from cds.clinical.dates import age_range, parse_date, within_days
+from cds.clinical.fhirview import observation_date, reference_of
 from cds.clinical.model import Evidence, Fact
-from cds.clinical.records import condition_active, condition_date, condition_readable
+from cds.clinical.records import condition_active, condition_date, condition_readable, observation_final, value_texts
 from cds.clinical.terminology import Terminology
 
 
@@ -35,11 +35,24 @@ def age_fact(patient: Any, today: date, minimum: int) -> Fact:
     return Fact("age", value, evidence)
 
 
-def pregnancy_fact(conditions: Sequence[Any], terms: Terminology) -> Fact:
+def pregnancy_fact(conditions: Sequence[Any], observations: Sequence[Any], today: date, terms: Terminology) -> Fact:
+    """Pregnancy from an active Condition, or from a positive pregnancy status or test in the last 300 days."""
     concept = terms.concept("pregnancy")
     evidence = []
     for condition in conditions:
         match = concept.match(condition.code)
+        # A possible pregnancy counts too: sorafenib is never proposed when pregnancy is in doubt.
         if match and not match.negated and condition_readable(condition) and condition_active(condition):
             evidence.append(Evidence(reference_of(condition), "code", match.detail, condition_date(condition)))
+    test = terms.concept("pregnancy_observation")
+    presence = terms.classifier("presence")
+    for obs in observations:
+        when = observation_date(obs)
+        if not observation_final(obs) or when is None or not within_days(when, today, 300) or not test.match(obs.code):
+            continue
+        strings = value_texts(obs)
+        answer = presence.first(obs.valueCodeableConcept, strings)
+        pregnant = concept.match(obs.valueCodeableConcept, strings)
+        if (answer and answer[0] == "positive") or (pregnant is not None and not pregnant.negated and answer is None):
+            evidence.append(Evidence(reference_of(obs), "value", ", ".join(strings) or "positive", when))
     return Fact("pregnancy", "yes" if evidence else "no", tuple(evidence))

@@ -1,10 +1,13 @@
 """Stage of the recurrence: explicit BCLC/CNLC staging dated at or after the recurrence, overruled by
-macrovascular invasion or extrahepatic spread found since then (clinical notes 2.3, 2.10, 3.2.3, 4.1).
+macrovascular invasion or extrahepatic spread found after the hepatectomy (clinical notes 2.3, 2.10, 3.2.3, 4.1).
 
-A stage from before the recurrence (typically the first diagnosis, left on Condition.stage) is stale and does not
-count; nor does one older than the configured age on the hook date. When several current stagings exist, the
-most recent wins; disagreeing values on that date make the stage unknown. A portal vein thrombosis that is not
-said to be tumour makes the stage unknown ("possible PVTT") unless the stage is already not B.
+- A stage from before the recurrence (typically the first diagnosis, left on Condition.stage) is stale and does not
+  count; nor does one older than the configured age on the hook date. The most recent staging wins; disagreeing
+  or doubtful values ("BCLC B?", "not BCLC B") make the stage unknown. A stage whose system is not named BCLC or
+  CNLC is not read (a "B" could be a Child-Pugh class).
+- Vascular invasion or spread recorded after the hepatectomy makes the stage C (BCLC C: outside the trial). A
+  possible one (portal vein thrombosis not said to be tumour, "suspected PVTT", "MVI" on imaging, which may mean
+  macrovascular invasion) makes an otherwise B stage unknown: the card asks rather than guesses.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from cds.clinical.criteria import Criteria
 from cds.clinical.dates import FhirDate, on_or_after, within_days
-from cds.clinical.fhirview import observation_date, reference_of, texts
+from cds.clinical.fhirview import codings, observation_date, reference_of, texts
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
     condition_active,
@@ -27,14 +30,18 @@ from cds.clinical.records import (
     observation_parts,
     value_texts,
 )
-from cds.clinical.terminology import Terminology
+from cds.clinical.terminology import Concept, Terminology
+
+NCIT = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
+BCLC_CODES = {(NCIT, "C115134"), (NCIT, "C115132")}
 
 
 @dataclass(frozen=True)
 class Staging:
-    value: str  # "B", or another BCLC letter, or "CNLC <stage>" mapped below
+    value: str  # "B", another BCLC letter, or "CNLC <stage>"; a CNLC stage mapped to B keeps its origin in ``mapped``
     evidence: Evidence
     date: FhirDate | None
+    mapped: str | None = None
 
 
 def stage_fact(
@@ -42,19 +49,20 @@ def stage_fact(
     conditions: Sequence[Any],
     observations: Sequence[Any],
     since: FhirDate,
+    after_surgery: FhirDate,
     today: date,
     terms: Terminology,
     criteria: Criteria,
 ) -> Fact:
-    """``B`` (eligible stage), another stage (``A``, ``C``...), or unknown; ``since`` is the recurrence date."""
-    spread = _spread(conditions, observations, since, terms)
+    """``B`` (eligible stage), another stage, or unknown. ``since``: the recurrence; ``after_surgery``: the
+    earliest date a finding belongs to the recurrent disease (the hepatectomy plus the residual interval)."""
+    spread, possible = _spread(conditions, observations, after_surgery, terms)
     if spread:
         return Fact(
-            "stage", "C", tuple(spread), note="macrovascular invasion or extrahepatic spread since the recurrence"
+            "stage", "C", tuple(spread), note="macrovascular invasion or extrahepatic spread after the hepatectomy"
         )
-    stagings = _condition_stagings(hcc_conditions, observations, terms, criteria) + _observation_stagings(
-        observations, terms, criteria
-    )
+    stagings = _condition_stagings(hcc_conditions, observations, terms, criteria)
+    stagings += _observation_stagings(observations, terms, criteria)
     current = [
         s
         for s in stagings
@@ -70,18 +78,14 @@ def stage_fact(
     latest = [s for s in current if s.date and s.date.start == latest_day]
     values = {s.value for s in latest}
     evidence = tuple(s.evidence for s in latest)
-    if len(values) > 1:
-        return Fact("stage", None, evidence, note="conflicting stagings on the same date")
+    if len(values) > 1 or "?" in values:
+        return Fact("stage", None, evidence, note="conflicting or doubtful stagings on the same date")
     value = values.pop()
-    possible_pvtt = _possible_pvtt(conditions, since, terms)
-    if value == "B" and possible_pvtt:
-        return Fact(
-            "stage",
-            None,
-            evidence + tuple(possible_pvtt),
-            note="possible portal vein tumour thrombus needs confirmation",
-        )
-    return Fact("stage", value, evidence, date=latest[0].date)
+    if value == "B" and possible:
+        note = "possible portal vein tumour thrombus or spread needs confirmation"
+        return Fact("stage", None, evidence + tuple(possible), note=note)
+    mapped = next((s.mapped for s in latest if s.mapped), None)
+    return Fact("stage", value, evidence, date=latest[0].date, note=f"mapped from {mapped}" if mapped else None)
 
 
 def _condition_stagings(
@@ -91,10 +95,11 @@ def _condition_stagings(
     out: list[Staging] = []
     for condition in hcc_conditions:
         for stage in condition.stage or ():
-            strings = texts(stage.summary) + texts(stage.type)
-            system = _system(strings)
-            value = _classify(system, stage.summary, texts(stage.summary), terms, criteria)
-            if value is None:
+            system = _system(texts(stage.summary) + texts(stage.type), stage.summary, stage.type)
+            if system is None:
+                continue
+            staged = _classify(system, stage.summary, texts(stage.summary), terms, criteria)
+            if staged is None:
                 continue
             # Condition.stage has no date of its own: take the assessment's date, else the Condition's onset
             # (right for a Condition created for the recurrence, stale for the first diagnosis).
@@ -102,7 +107,8 @@ def _condition_stagings(
             dates = [observation_date(obs) for obs in assessed if obs is not None]
             when = next((d for d in dates if d), None) or condition_onset(condition)
             detail = f"stage {', '.join(texts(stage.summary))}"
-            out.append(Staging(value, Evidence(reference_of(condition), "stage.summary", detail, when), when))
+            evidence = Evidence(reference_of(condition), "stage.summary", detail, when)
+            out.append(Staging(staged[0], evidence, when, staged[1]))
     return out
 
 
@@ -110,90 +116,132 @@ def _observation_stagings(observations: Sequence[Any], terms: Terminology, crite
     staging = terms.concept("staging_observation")
     out: list[Staging] = []
     for obs in observations:
-        if not observation_final(obs):
+        if not observation_final(obs) or not (staging.affirms(obs.code) or staging.affirms(obs.method)):
             continue
-        code_match = staging.match(obs.code) or staging.match(obs.method)
-        if not code_match:
+        system = _system(texts(obs.code) + texts(obs.method), obs.code, obs.method)
+        if system is None:
             continue
-        system = _system(texts(obs.code) + texts(obs.method))
-        value = _classify(system, obs.valueCodeableConcept, value_texts(obs), terms, criteria)
-        if value is None:
+        staged = _classify(system, obs.valueCodeableConcept, value_texts(obs), terms, criteria)
+        if staged is None:
             continue
         when = observation_date(obs)
         shown = ", ".join(value_texts(obs))
         detail = shown if system.upper() in shown.upper() else f"{system} {shown}"
-        out.append(Staging(value, Evidence(reference_of(obs), "value", detail, when), when))
+        out.append(Staging(staged[0], Evidence(reference_of(obs), "value", detail, when), when, staged[1]))
     return out
 
 
-def _system(strings: list[str]) -> str:
+def _system(strings: list[str], *concepts: Any) -> str | None:
     joined = " ".join(strings).upper()
     if "CNLC" in joined or "中国肝癌分期" in joined or "CHINA LIVER" in joined:
         return "CNLC"
-    return "BCLC"
+    coded = {(system, code) for concept in concepts for system, code, _ in codings(concept)}
+    if "BCLC" in joined or "BARCELONA" in joined or "巴塞罗那" in joined or coded & BCLC_CODES:
+        return "BCLC"
+    return None
 
 
-def _classify(system: str, concept: Any, strings: list[str], terms: Terminology, criteria: Criteria) -> str | None:
+def _classify(
+    system: str, concept: Any, strings: list[str], terms: Terminology, criteria: Criteria
+) -> tuple[str, str | None] | None:
+    """``(stage, CNLC stage it was mapped from)``; ``("?", None)`` when the value is doubtful or negated."""
     prefixed = [f"{system} {s}" for s in strings]
+    classifier = terms.classifier("cnlc" if system == "CNLC" else "bclc")
+    labels = {label for label, _ in classifier.classify(None if system == "CNLC" else concept, prefixed)}
+    if classifier.doubtful(None, prefixed):
+        return "?", None
+    if len(labels) != 1:
+        return None
+    label = labels.pop()
     if system == "CNLC":
-        found = terms.classifier("cnlc").classify(None, prefixed)
-        labels = {label for label, _ in found}
-        if len(labels) != 1:
-            return None
-        label = labels.pop()
-        return "B" if label in criteria.cnlc_as_bclc_b else f"CNLC {label}"
-    found = terms.classifier("bclc").classify(concept, prefixed)
-    labels = {label for label, _ in found}
-    return labels.pop() if len(labels) == 1 else None
+        return ("B", f"CNLC {label}") if label in criteria.cnlc_as_bclc_b else (f"CNLC {label}", None)
+    return label, None
 
 
 def _spread(
-    conditions: Sequence[Any], observations: Sequence[Any], since: FhirDate, terms: Terminology
-) -> list[Evidence]:
-    out: list[Evidence] = []
-    macro, secondary = terms.concept("macrovascular_invasion"), terms.concept("secondary_malignancy")
+    conditions: Sequence[Any], observations: Sequence[Any], after_surgery: FhirDate, terms: Terminology
+) -> tuple[list[Evidence], list[Evidence]]:
+    """``(definite, possible)`` vascular invasion or extrahepatic spread after the hepatectomy."""
+    definite: list[Evidence] = []
+    possible: list[Evidence] = []
+    findings = (
+        (terms.concept("macrovascular_invasion"), "macrovascular invasion"),
+        (terms.concept("secondary_malignancy"), "extrahepatic spread"),
+    )
     for condition in conditions:
+        when = condition_date(condition)
         if not condition_readable(condition) or not condition_active(condition):
             continue
-        when = condition_date(condition)
-        for concept, what in ((macro, "macrovascular invasion"), (secondary, "extrahepatic spread")):
+        for concept, what in findings:
             match = concept.match(condition.code)
-            # Extrahepatic spread counts whenever active; vascular invasion only since the recurrence.
-            recent = what == "extrahepatic spread" or when is None or on_or_after(when, since)
-            if match and not match.negated and recent:
-                out.append(Evidence(reference_of(condition), "code", f"{what}: {match.detail}", when))
-    presence = terms.classifier("presence")
+            # Active spread counts whenever recorded; vascular invasion once the resected tumour is gone.
+            recent = what == "extrahepatic spread" or when is None or on_or_after(when, after_surgery)
+            if match is not None and not match.negated and recent:
+                evidence = Evidence(reference_of(condition), "code", f"{what}: {match.detail}", when)
+                (definite if match.affirmed else possible).append(evidence)
     for obs in observations:
         when = observation_date(obs)
-        if not observation_final(obs) or when is None or not on_or_after(when, since):
-            continue
-        for code, holder in observation_parts(obs):
-            for concept, what in ((macro, "macrovascular invasion"), (secondary, "extrahepatic spread")):
-                if concept.match(code) is not None:
-                    # A coded finding ("large vessel invasion: present"): read its answer.
-                    answer = presence.first(getattr(holder, "valueCodeableConcept", None), value_texts(holder))
-                    if answer and answer[0] == "positive":
-                        out.append(Evidence(reference_of(obs), "value", f"{what}: {answer[1].detail}", when))
-                    continue
-                # A finding written in the value ("PVTT in the right portal vein").
-                match = concept.match_text(value_texts(holder))
-                if match and not match.negated:
-                    out.append(Evidence(reference_of(obs), "value", f"{what}: {match.detail}", when))
-    return out
+        if observation_final(obs) and when is not None and on_or_after(when, after_surgery):
+            _findings_in_observation(obs, when, findings, terms, definite, possible)
+    possible += _possible_pvtt(conditions, observations, after_surgery, terms)
+    return definite, possible
 
 
-def _possible_pvtt(conditions: Sequence[Any], since: FhirDate, terms: Terminology) -> list[Evidence]:
+def _findings_in_observation(
+    obs: Any,
+    when: FhirDate,
+    findings: tuple[tuple[Concept, str], ...],
+    terms: Terminology,
+    definite: list[Evidence],
+    possible: list[Evidence],
+) -> None:
+    presence = terms.classifier("presence")
+    for code, holder in observation_parts(obs):
+        for concept, what in findings:
+            if concept.affirms(code) is not None:
+                # A coded finding ("large vessel invasion: present"): read its answer.
+                answer = presence.first(getattr(holder, "valueCodeableConcept", None), value_texts(holder))
+                if answer and answer[0] == "positive":
+                    definite.append(Evidence(reference_of(obs), "value", f"{what}: {answer[1].detail}", when))
+                continue
+            # A finding written in the value ("PVTT in the right portal vein").
+            match = concept.match_text(value_texts(holder))
+            if match is not None and not match.negated:
+                evidence = Evidence(reference_of(obs), "value", f"{what}: {match.detail}", when)
+                (definite if match.affirmed else possible).append(evidence)
+        # "MVI" after surgery (imaging, not the specimen) may well mean macrovascular invasion.
+        abbreviation = terms.concept("mvi_abbreviation")
+        if abbreviation.affirms(code) is not None:
+            answer = presence.first(getattr(holder, "valueCodeableConcept", None), value_texts(holder))
+            if answer and answer[0] == "positive":
+                possible.append(Evidence(reference_of(obs), "value", f"'MVI' after surgery: {answer[1].detail}", when))
+        else:
+            written = abbreviation.match_text(value_texts(holder))
+            if written is not None and written.affirmed:
+                possible.append(Evidence(reference_of(obs), "value", f"'MVI' after surgery: {written.detail}", when))
+
+
+def _possible_pvtt(
+    conditions: Sequence[Any], observations: Sequence[Any], after_surgery: FhirDate, terms: Terminology
+) -> list[Evidence]:
     concept = terms.concept("portal_vein_thrombosis")
     out = []
     for condition in conditions:
         when = condition_date(condition)
         match = concept.match(condition.code)
         if (
-            match
+            match is not None
             and not match.negated
             and condition_readable(condition)
             and condition_active(condition)
-            and (when is None or on_or_after(when, since))
+            and (when is None or on_or_after(when, after_surgery))
         ):
             out.append(Evidence(reference_of(condition), "code", f"portal vein thrombosis: {match.detail}", when))
+    for obs in observations:
+        when = observation_date(obs)
+        if not observation_final(obs) or when is None or not on_or_after(when, after_surgery):
+            continue
+        match = concept.match_text(value_texts(obs))
+        if match is not None and not match.negated:
+            out.append(Evidence(reference_of(obs), "value", f"portal vein thrombosis: {match.detail}", when))
     return out

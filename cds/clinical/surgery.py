@@ -42,10 +42,10 @@ def find_resection(procedures: Sequence[Any], terms: Terminology) -> tuple[Resec
     dated: list[Resection] = []
     undated: list[Evidence] = []
     for procedure in procedures:
-        if not procedure_completed(procedure) or transplant.match(procedure.code):
+        if not procedure_completed(procedure) or transplant.affirms(procedure.code):
             continue
-        match = hepatectomy.match(procedure.code)
-        if match is None or match.negated:
+        match = hepatectomy.affirms(procedure.code)
+        if match is None:
             continue
         when = procedure_date(procedure)
         evidence = Evidence(reference_of(procedure), "code", match.detail, when)
@@ -66,13 +66,13 @@ def transplant_fact(conditions: Sequence[Any], procedures: Sequence[Any], terms:
     evidence: list[Evidence] = []
     procedure_concept = terms.concept("liver_transplant_procedure")
     for procedure in procedures:
-        match = procedure_concept.match(procedure.code)
-        if procedure_completed(procedure) and match and not match.negated:
+        match = procedure_concept.affirms(procedure.code)
+        if procedure_completed(procedure) and match:
             evidence.append(Evidence(reference_of(procedure), "code", match.detail, procedure_date(procedure)))
     status_concept = terms.concept("liver_transplant_status")
     for condition in conditions:
-        match = status_concept.match(condition.code)
-        if condition_readable(condition) and condition_active(condition) and match and not match.negated:
+        match = status_concept.affirms(condition.code)
+        if condition_readable(condition) and condition_active(condition) and match:
             evidence.append(Evidence(reference_of(condition), "code", match.detail, condition_date(condition)))
     return Fact("transplant", "yes" if evidence else "no", tuple(evidence))
 
@@ -82,9 +82,9 @@ def tace_since(procedures: Sequence[Any], since: FhirDate | None, terms: Termino
     tace = terms.concept("tace")
     evidence: list[Evidence] = []
     for procedure in procedures:
-        match = tace.match(procedure.code)
+        match = tace.affirms(procedure.code)
         when = procedure_date(procedure)
-        if not procedure_completed(procedure) or match is None or match.negated or when is None:
+        if not procedure_completed(procedure) or match is None or when is None:
             continue
         if since is not None and on_or_after(when, since):
             evidence.append(Evidence(reference_of(procedure), "code", match.detail, when))

@@ -5,7 +5,8 @@ lists are appended, so a site adds its local codes and phrasings without editing
 normalisation (upper case, no dots or spaces), so ``C22.0``, ``c220`` and ``C22.0 `` are the same code and the
 Chinese national extensions such as ``C22.0x001`` match the prefix ``C22.0``.
 
-Text matching works clause by clause and honours negation cues in the clause ("no PVTT", "未见癌栓").
+Text matching works clause by clause and honours negation and uncertainty cues in their scope ("no PVTT",
+"未见癌栓", "suspected recurrence"); only an affirmed mention counts as a fact.
 """
 
 from __future__ import annotations
@@ -28,11 +29,41 @@ def normalize_code(code: str) -> str:
 
 @dataclass(frozen=True)
 class Match:
-    """What matched: a coding (``kind == 'code'``) or a phrase in the text."""
+    """What matched: a coding (``kind == 'code'``) or a phrase in the text, and how the text qualified it."""
 
     kind: str
     detail: str
     negated: bool = False
+    uncertain: bool = False
+
+    @property
+    def affirmed(self) -> bool:
+        return not (self.negated or self.uncertain)
+
+
+@dataclass(frozen=True)
+class Qualifiers:
+    """Negation and uncertainty cues, NegEx-style: a cue qualifies a term only within its own scope.
+
+    ``before`` cues ("no", "未见") qualify a term that follows them in the same clause, up to a scope-ending word
+    ("but", "and", "伴"); ``after`` cues ("absent", "(-)") qualify the term they directly follow. ``uncertain``
+    cues ("suspected", "possible", "?") make a mention uncertain wherever they stand in the clause.
+    """
+
+    before: tuple[re.Pattern[str], ...] = ()
+    after: tuple[re.Pattern[str], ...] = ()
+    scope_end: re.Pattern[str] | None = None
+    uncertain: tuple[re.Pattern[str], ...] = ()
+
+    def qualify(self, clause: str, start: int, end: int) -> tuple[bool, bool]:
+        """``(negated, uncertain)`` for the term at ``clause[start:end]``."""
+        window = clause[max(0, start - 60) : start]
+        if self.scope_end is not None:
+            window = self.scope_end.split(window)[-1]
+        following = clause[end : end + 25]
+        negated = any(p.search(window) for p in self.before) or any(p.match(following) for p in self.after)
+        uncertain = any(p.search(clause) for p in self.uncertain)
+        return negated, uncertain
 
 
 @dataclass(frozen=True)
@@ -44,8 +75,11 @@ class Concept:
     prefixes: Mapping[str, tuple[str, ...]]
     text: tuple[re.Pattern[str], ...]
     exclude_text: tuple[re.Pattern[str], ...]
-    negation: tuple[re.Pattern[str], ...]
+    qualifiers: Qualifiers
     clause_split: re.Pattern[str]
+    # Text may name the concept only when no standard coding says otherwise (see ``match``).
+    text_overrides_codes: bool = True
+    standard_systems: frozenset[str] = frozenset()
 
     def match_coding(self, system: str, code: str) -> bool:
         norm = normalize_code(code)
@@ -54,33 +88,48 @@ class Concept:
         return any(norm.startswith(p) for p in self.prefixes.get(system, ()))
 
     def match(self, concept: Any, extra_texts: Sequence[str] = ()) -> Match | None:
-        """Match a CodeableConcept: a coding wins; otherwise an affirmed (non-negated) phrase in its text.
+        """Match a CodeableConcept: a coding wins; otherwise a phrase in its text (qualified, see ``Match``).
 
         A text that also contains an exclusion phrase ("history of", "cholangiocarcinoma") never matches, even
-        when a coding does: the words written by a clinician qualify the code.
+        when a coding does: the words written by a clinician qualify the code. When the concept is coded in a
+        standard system with a code outside this value set, its text cannot override the code unless
+        ``text_overrides_codes``.
         """
         strings = [*texts(concept), *extra_texts]
         if self.excluded(strings):
             return None
-        for system, code, display in codings(concept):
+        codes = list(codings(concept))
+        for system, code, display in codes:
             if self.match_coding(system, code):
                 return Match("code", describe_coding(system, code, display))
+        if not self.text_overrides_codes and any(system in self.standard_systems for system, _, _ in codes):
+            return None
         return self.match_text(strings)
 
+    def affirms(self, concept: Any, extra_texts: Sequence[str] = ()) -> Match | None:
+        """The match only if it is affirmed (not negated, not uncertain)."""
+        match = self.match(concept, extra_texts)
+        return match if match is not None and match.affirmed else None
+
     def match_text(self, strings: Iterable[str]) -> Match | None:
-        """The first affirmed mention in ``strings``; a negated mention only if nothing is affirmed."""
-        negated: Match | None = None
+        """The first affirmed mention in ``strings``; else an uncertain one; else a negated one; else None."""
+        fallback: Match | None = None
         for string in strings:
             for clause in self.clause_split.split(string[:MAX_TEXT]):
-                if not any(p.search(clause) for p in self.text):
-                    continue
-                snippet = clause.strip()[:120]
-                if any(n.search(clause) for n in self.negation):
-                    negated = negated or Match("text", f"'{snippet}'", negated=True)
-                    continue
-                if not any(p.search(clause) for p in self.exclude_text):
-                    return Match("text", f"'{snippet}'")
-        return negated
+                for pattern in self.text:
+                    found = pattern.search(clause)
+                    if found is None:
+                        continue
+                    if any(p.search(clause) for p in self.exclude_text):
+                        break
+                    negated, uncertain = self.qualifiers.qualify(clause, found.start(), found.end())
+                    match = Match("text", f"'{clause.strip()[:120]}'", negated, uncertain)
+                    if match.affirmed:
+                        return match
+                    if fallback is None or (fallback.negated and not match.negated):
+                        fallback = match
+                    break
+        return fallback
 
     def excluded(self, strings: Iterable[str]) -> bool:
         return any(p.search(s[:MAX_TEXT]) for s in strings for p in self.exclude_text)
@@ -98,9 +147,17 @@ class Classifier:
         found: list[tuple[str, Match]] = []
         for label, concept_set in self.labels:
             match = concept_set.match(concept, strings)
-            if match and not match.negated:
+            if match is not None and match.affirmed:
                 found.append((label, match))
         return found
+
+    def doubtful(self, concept: Any = None, strings: Sequence[str] = ()) -> bool:
+        """Some label is named but negated or uncertain ("not BCLC B", "BCLC B?")."""
+        for _, concept_set in self.labels:
+            match = concept_set.match(concept, strings)
+            if match is not None and not match.affirmed:
+                return True
+        return False
 
     def first(self, concept: Any = None, strings: Sequence[str] = ()) -> tuple[str, Match] | None:
         found = self.classify(concept, strings)
@@ -127,18 +184,27 @@ def build_terminology(data: Mapping[str, Any], extensions: Sequence[Mapping[str,
     """
     merged = _merge_all(data, extensions)
     systems: dict[str, list[str]] = merged["systems"]
-    negation = tuple(_compile(p) for p in merged["negation"]["cues"])
-    split = re.compile(merged["negation"]["clause_split"])
+    cues = merged["negation"]
+    qualifiers = Qualifiers(
+        before=tuple(_compile(p) for p in cues["before"]),
+        after=tuple(_compile(p) for p in cues["after"]),
+        scope_end=_compile("|".join(f"(?:{p})" for p in cues["scope_end"])),
+        uncertain=tuple(_compile(p) for p in cues["uncertain"]),
+    )
+    split = re.compile(cues["clause_split"])
+    standard = frozenset(uri for alias in merged["standard_systems"]["aliases"] for uri in systems[alias])
 
-    def concept(name: str, spec: Mapping[str, Any], negatable: bool = True) -> Concept:
+    def concept(name: str, spec: Mapping[str, Any], qualified: bool = True) -> Concept:
         return Concept(
             name=name,
             codes=_by_system(spec.get("codes", {}), systems, name, frozenset),
             prefixes=_by_system(spec.get("prefixes", {}), systems, name, tuple),
             text=tuple(_compile(p) for p in spec.get("text", ())),
             exclude_text=tuple(_compile(p) for p in spec.get("exclude_text", ())),
-            negation=negation if negatable else (),
+            qualifiers=qualifiers if qualified else Qualifiers(),
             clause_split=split,
+            text_overrides_codes=bool(spec.get("text_overrides_codes", True)),
+            standard_systems=standard,
         )
 
     concepts = {name: concept(name, spec) for name, spec in merged["concepts"].items()}
@@ -146,7 +212,7 @@ def build_terminology(data: Mapping[str, Any], extensions: Sequence[Mapping[str,
         name: Classifier(
             name,
             tuple(
-                (label, concept(f"{name}.{label}", spec, negatable=spec.get("negatable", False)))
+                (label, concept(f"{name}.{label}", spec, qualified=spec.get("qualified", False)))
                 for label, spec in labels.items()
             ),
         )
