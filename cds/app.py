@@ -59,7 +59,7 @@ def build_runtime(settings: Settings, store: SqlStore | None, patient_hash_key: 
         settings=settings,
         knowledge=knowledge,
         preselector=Preselector(knowledge.terminology),
-        content=load_card_content(knowledge.terminology.own_tag),
+        content=load_card_content(knowledge.terminology.own_tag, knowledge.criteria),
         session=new_session(settings.fhir),
         executor=ThreadPoolExecutor(max_workers=settings.fhir.pool_size, thread_name_prefix="fhir"),
         store=store,

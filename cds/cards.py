@@ -7,6 +7,7 @@ Pure: the uuid factory and the date come in as arguments. Text copied from the p
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from cds.clinical.criteria import Criteria
 from cds.clinical.model import Assessment, Evidence, Fact, Finding, Outcome
 from cds.datafiles import ContentError, read_json, read_text, read_toml
 from cds.response import Action, Card, Coding, Link, Suggestion
@@ -47,6 +49,7 @@ class CardContent:
     medication_order: Mapping[str, Any]
     service_order: Mapping[str, Any]
     own_tag: tuple[str, str]
+    defaults: str = ""
 
     @property
     def links(self) -> tuple[Link, ...]:
@@ -67,8 +70,8 @@ class CardContext:
     today: date
 
 
-def load_card_content(own_tag: tuple[str, str]) -> CardContent:
-    """Read the card texts, templates and order templates.
+def load_card_content(own_tag: tuple[str, str], criteria: Criteria) -> CardContent:
+    """Read the card texts, templates and order templates; state the criteria in force.
 
     :raise ContentError: a file is missing or a summary is 140 characters or longer.
     """
@@ -80,6 +83,7 @@ def load_card_content(own_tag: tuple[str, str]) -> CardContent:
         medication_order=_order_template("orders/medicationrequest.json"),
         service_order=_order_template("orders/servicerequest.json"),
         own_tag=own_tag,
+        defaults=_defaults(texts["eligible"]["defaults"], criteria),
     )
     longest = sorted((m["label"] for m in texts["missing"].values()), key=len)[-2:]
     for summary in (texts["eligible"]["summary"], _info_summary(texts, longest), _info_summary(texts, ["x"] * 9)):
@@ -88,6 +92,17 @@ def load_card_content(own_tag: tuple[str, str]) -> CardContent:
                 f"cards/cards.toml: summary is {len(summary)} characters, CDS Hooks allows fewer than 140"
             )
     return content
+
+
+def _defaults(template: str, criteria: Criteria) -> str:
+    fields = {
+        k: "/".join(sorted(v)) if isinstance(v, frozenset) else v for k, v in dataclasses.asdict(criteria).items()
+    }
+    excluded = criteria.exclude_prior_sorafenib and criteria.exclude_other_systemic
+    fields["systemic"] = (
+        "no earlier sorafenib or other systemic therapy" if excluded else "earlier systemic therapy allowed"
+    )
+    return template.format(**fields)
 
 
 def build_cards(
@@ -112,7 +127,7 @@ def _eligible_card(
     texts = content.texts
     why = "\n".join(_why_line(assessment.facts[name], content) for name in WHY_ORDER if name in assessment.facts)
     cautions = _cautions_section(assessment.cautions, texts["cautions"])
-    detail = content.eligible_template.substitute(why=why, cautions=cautions)
+    detail = content.eligible_template.substitute(why=why, cautions=cautions, defaults=content.defaults)
     suggestion_uuid = new_uuid()
     orders = (
         Action(
@@ -198,8 +213,8 @@ def _value_text(fact: Fact) -> str:
             return f"since {fact.date}" if fact.date else "recorded, date not recorded"
         case "stage":
             if value == "B" and fact.note and fact.note.startswith("mapped from"):
-                return f"BCLC B ({md(fact.note)}: a practice default)"
-            return "BCLC B" if value == "B" else md(value)
+                return f"BCLC B ({md(fact.note)}; both readings are practice defaults)"
+            return "BCLC B (read as the trial's intermediate stage: a practice default)" if value == "B" else md(value)
         case "mvi":
             if fact.note and fact.note.startswith("grade"):
                 return f"{value} ({md(fact.note)}; which grades count is a practice default)"

@@ -63,7 +63,7 @@ def preflight(settings: Settings) -> None:
     check_bind(settings)
     settings.data_path.mkdir(parents=True, exist_ok=True)
     knowledge = load_knowledge(settings.clinical)
-    load_card_content(knowledge.terminology.own_tag)
+    load_card_content(knowledge.terminology.own_tag, knowledge.criteria)
     load_services()
     SqlStore.open(settings.feedback.database_url).close()
     if settings.auth.mode == "jwt" and settings.auth.trust_dev_issuer:

@@ -313,3 +313,194 @@ def test_ecog_ranges_take_the_worse_reading(value: str, expected: tuple[str, lis
 def test_fibrolamellar_hcc_is_a_caution() -> None:
     change = condition("hcc", cc(SNOMED, "253018005"), onset=950, clinical="recurrence")
     assert codes(run(with_(eligible(), change))) == ("eligible", ["fibrolamellar"])
+
+
+# Second review ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", ["Possibly present", "Present?", "Present (focal), questionable", "可疑阳性", "疑似有"]
+)
+def test_doubtful_mvi_values_are_unknown(value: str) -> None:
+    change = observation("mvi", cc(LOINC, "33761-8"), RESECTION_DAYS - 3, valueString=value)
+    assert run(with_(eligible(), change)).facts["mvi"].value is None
+
+
+@pytest.mark.parametrize("value", ["没有", "不可见", "未发现", "无"])
+def test_chinese_negative_mvi_values_are_negative(value: str) -> None:
+    change = observation("mvi", cc(LOINC, "33761-8"), RESECTION_DAYS - 3, valueString=value)
+    assert codes(run(with_(eligible(), change))) == ("not-applicable", ["mvi-negative"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No interval change in the right portal vein tumour thrombus",
+        "No progression of the portal vein tumour thrombus",
+        "No new lesions other than the known PVTT",
+        "Without change in the lung metastases",
+        "门静脉癌栓无明显变化",
+        "门静脉右支癌栓无进展",
+        "Metastatic hepatocellular carcinoma",
+        "肝细胞癌伴多发转移",
+        "Stage IV hepatocellular carcinoma",
+        "TNM: cT2 cN0 cM1",
+    ],
+)
+def test_findings_behind_pseudo_negations_or_without_a_site_are_spread(text: str) -> None:
+    assert codes(run(with_(eligible(), imaging("ct", 20, "CT abdomen", text)))) == ("not-applicable", ["stage-not-b"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "无法排除门静脉癌栓",
+        "不能排除门静脉癌栓",
+        "Can't rule out PVTT",
+        "Could not rule out lung metastasis",
+        "Multiple pulmonary nodules suspicious for metastases",
+    ],
+)
+def test_findings_that_cannot_be_excluded_ask_for_the_stage(text: str) -> None:
+    assert codes(run(with_(eligible(), imaging("ct", 20, "CT abdomen", text)))) == ("information-needed", ["stage"])
+
+
+def test_rule_out_in_a_problem_list_asks_for_the_stage() -> None:
+    change = condition("ro", cc(LOCAL, "x", text="Rule out lung metastasis"), onset=20)
+    assert codes(run(with_(eligible(), change))) == ("information-needed", ["stage"])
+
+
+@pytest.mark.parametrize(
+    "extra", [{"status": "preliminary"}, {"effectiveDateTime": None, "issued": "2026-11-20T08:00:00Z"}]
+)
+def test_preliminary_or_undated_spread_asks(extra: dict[str, Any]) -> None:
+    finding = imaging("ct", 10, "CT abdomen", "Portal vein tumour thrombus")
+    finding.update({k: v for k, v in extra.items() if v is not None})
+    if extra.get("effectiveDateTime", "") is None:
+        finding.pop("effectiveDateTime")
+    assert codes(run(with_(eligible(), finding))) == ("information-needed", ["stage"])
+
+
+@pytest.mark.parametrize(
+    "value", ["Recurrence: absent", "Recurrence ruled out", "Recurrence excluded", "Recurrence-free", "未复发"]
+)
+def test_negated_disease_status_is_not_recurrence(value: str) -> None:
+    record = with_(
+        eligible(),
+        condition("hcc", cc(ICD10CM, "C22.0"), onset=950, clinical="remission"),
+        observation("progression", cc(LOINC, "97509-4"), 60, valueString=value),
+    )
+    assert codes(run(record)) == ("not-applicable", ["no-recurrence"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        observation(
+            "path",
+            cc(LOCAL, "P", text="Pathology diagnosis"),
+            RESECTION_DAYS - 2,
+            valueString="Combined hepatocellular-cholangiocarcinoma",
+        ),
+        condition(
+            "hcc",
+            cc(ICD10CM, "C22.0"),
+            onset=950,
+            clinical="recurrence",
+            extension=[
+                {
+                    "url": "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-histology-morphology-behavior",
+                    "valueCodeableConcept": cc(text="Combined hepatocellular-cholangiocarcinoma"),
+                }
+            ],
+        ),
+    ],
+)
+def test_pathology_saying_not_hcc_excludes(change: dict[str, Any]) -> None:
+    assert "other-liver-cancer" in codes(run(with_(eligible(), change)))[1]
+
+
+@pytest.mark.parametrize("text", ["Suspected hepatocellular carcinoma", "肝细胞癌？待排"])
+def test_a_doubtful_hcc_code_is_not_a_diagnosis(text: str) -> None:
+    record = with_(eligible(), condition("hcc", cc(ICD10CM, "C22.0", text=text), onset=950, clinical="recurrence"))
+    assert "no-confirmed-hcc" in codes(run(record))[1]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        observation("preg", cc(LOCAL, "PS", text="Pregnancy status"), 30, valueBoolean=True),
+        observation("preg", cc(LOCAL, "PT", text="Pregnancy test"), None, valueString="Positive"),
+        condition("preg", cc(LOCAL, "x", text="Elderly primigravida, 12 weeks"), onset=30),
+    ],
+)
+def test_more_pregnancy_records(change: dict[str, Any]) -> None:
+    assert codes(run(with_(eligible(), change))) == ("not-applicable", ["pregnant"])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        imaging("us", 5, "Ultrasound abdomen", "Moderate ascites"),
+        observation("ascites", cc(LOCAL, "A", text="Ascites"), 5, valueString="Present"),
+        condition("ascites", cc(ICD10CM, "R18.0"), onset=20),
+        condition("hf", cc(ICD10CM, "K72.10"), onset=20),
+    ],
+)
+def test_decompensation_in_observations_and_code_families(change: dict[str, Any]) -> None:
+    assert codes(run(with_(eligible(), change))) == ("not-applicable", ["decompensated"])
+
+
+@pytest.mark.parametrize("drug", ["艾瑞卡", "达伯舒 (sintilimab)", "FOLFOX4", "Sunitinib 37.5 mg", "泽普生"])
+def test_other_systemic_therapy_under_other_names(drug: str) -> None:
+    from tests.clinical_records import med_statement
+
+    change = med_statement("m", cc(LOCAL, "x", text=drug), "completed")
+    assert codes(run(with_(eligible(), change))) == ("not-applicable", ["other-systemic"])
+
+
+def test_mvi_on_imaging_without_a_category_is_not_pathology() -> None:
+    change = observation("mvi", cc(LOCAL, "CT", text="CT abdomen: MVI"), RESECTION_DAYS - 10, valueString="present")
+    assert run(with_(eligible(), change)).facts["mvi"].value is None
+
+
+def test_a_recent_poor_karnofsky_excludes() -> None:
+    change = observation("kps", cc(LOINC, "89243-0"), 5, valueInteger=50)
+    assert codes(run(with_(eligible(), change))) == ("not-applicable", ["ecog"])
+
+
+def test_staged_beyond_b_since_the_recurrence_then_b_asks() -> None:
+    record = with_(eligible(), observation("bclc-c", cc(NCIT, "C115134"), 50, valueString="BCLC C"))
+    assert codes(run(record)) == ("information-needed", ["stage"])
+
+
+@pytest.mark.parametrize("value", ["BCLC B → C", "BCLC B progressed to C"])
+def test_a_changing_stage_asks(value: str) -> None:
+    assert codes(run(with_(eligible(), observation("bclc", cc(NCIT, "C115134"), 40, valueString=value)))) == (
+        "information-needed",
+        ["stage"],
+    )
+
+
+def test_future_dated_staging_is_not_current() -> None:
+    record = with_(eligible(), observation("bclc", cc(NCIT, "C115134"), -30, valueString="BCLC B"))
+    assert codes(run(record)) == ("information-needed", ["stage"])
+
+
+def test_month_precision_recurrence_must_be_clearly_after_surgery() -> None:
+    from tests.clinical_records import CPT, procedure
+
+    record = with_(
+        eligible(),
+        procedure("hepatectomy", cc(CPT, "47120"), 183, outcome=cc(text="R0 resection")),
+        condition("hcc", cc(ICD10CM, "C22.0"), onset=950, clinical="resolved", abatementDateTime="2026-05-26"),
+        condition("hcc-2", cc(ICD10CM, "C22.0"), None, onsetDateTime="2026-06"),
+        observation("mvi", cc(LOINC, "33761-8"), 180, valueCodeableConcept=cc(SNOMED, "52101004")),
+        drop=("progression",),
+    )
+    assert codes(run(record)) == ("not-applicable", ["no-recurrence"])  # 2026-06 may be a week after 2026-05-25
+
+
+def test_another_primary_cancer_is_a_caution() -> None:
+    change = condition("prostate", cc(ICD10CM, "C61", "Malignant neoplasm of prostate"), onset=300)
+    assert codes(run(with_(eligible(), change))) == ("eligible", ["other-cancer"])

@@ -25,7 +25,7 @@ from cds.clinical.fitness import child_pugh_fact, child_pugh_score, ecog_fact
 from cds.clinical.medications import medication_exposure
 from cds.clinical.model import Assessment, Fact, Finding, Outcome, PatientData
 from cds.clinical.pathology import LYMPHATIC_ONLY, margin_fact, mvi_fact
-from cds.clinical.patient import age_fact, deceased_fact, pregnancy_fact
+from cds.clinical.patient import age_fact, deceased_fact, other_cancer_fact, pregnancy_fact
 from cds.clinical.staging import stage_fact
 from cds.clinical.surgery import find_resection, tace_since, transplant_fact
 from cds.clinical.terminology import Terminology
@@ -47,7 +47,7 @@ def assess(data: PatientData, today: date, terms: Terminology, criteria: Criteri
     facts: dict[str, Fact] = {}
     hcc = find_hcc(data.conditions, data.observations, terms)
     facts["hcc"] = hcc_fact(hcc, data.conditions, data.observations, terms)
-    facts["other_liver_cancer"] = other_liver_cancer(data.conditions, terms)
+    facts["other_liver_cancer"] = other_liver_cancer(data.conditions, data.observations, terms)
     resection, facts["resection"] = find_resection(data.procedures, terms)
     facts["deceased"] = deceased_fact(data.patient)
     facts["transplant"] = transplant_fact(data.conditions, data.procedures, terms)
@@ -78,6 +78,7 @@ def assess(data: PatientData, today: date, terms: Terminology, criteria: Criteri
     facts["ecog"] = ecog_fact(data.observations, today, terms, criteria)
     facts["age"] = age_fact(data.patient, today, criteria.age_minimum_years)
     facts["pregnancy"] = pregnancy_fact(data.conditions, data.observations, today, terms)
+    facts["other_cancer"] = other_cancer_fact(data.conditions, terms)
     exposure = medication_exposure(data.medication_requests, data.medication_statements, terms)
     facts["sorafenib"], facts["other_systemic"] = exposure.sorafenib, exposure.other_systemic
     facts["tace_since_recurrence"] = tace_since(data.procedures, since, terms)
@@ -192,6 +193,9 @@ def _cautions(facts: dict[str, Fact], criteria: Criteria, hcc: Sequence[HccCondi
         out.append(Finding("tace-given", f"{len(tace.evidence)} TACE procedure(s) since the recurrence", tace.evidence))
     if facts["mvi"].note == LYMPHATIC_ONLY:
         out.append(Finding("mvi-lymphatic", "lymphatic small-vessel invasion (LOINC 33739-4)", facts["mvi"].evidence))
+    other = facts["other_cancer"]
+    if other.value == "yes":
+        out.append(Finding("other-cancer", "; ".join(e.detail for e in other.evidence), other.evidence))
     fibrolamellar = [h.evidence for h in hcc if h.confirmed and "253018005" in h.evidence.detail]
     if fibrolamellar:
         out.append(Finding("fibrolamellar", "fibrolamellar HCC (SNOMED CT 253018005)", tuple(fibrolamellar)))

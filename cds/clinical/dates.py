@@ -81,14 +81,8 @@ def before(a: FhirDate, b: FhirDate) -> bool:
 
 
 def at_least_days_after(a: FhirDate, b: FhirDate, days: int) -> bool:
-    """``a`` comes ``days`` or more after ``b``; at month or year precision, in whole months or years."""
-    p = coarser(a, b)
-    if p == "day":
-        return (a.start - b.start).days >= days
-    if p == "month":
-        months = (a.start.year - b.start.year) * 12 + a.start.month - b.start.month
-        return months >= max(1, round(days / 30))
-    return a.start.year - b.start.year >= max(1, round(days / 365))
+    """``a`` comes ``days`` or more after ``b`` whatever days partial dates stand for (earliest ``a``, latest ``b``)."""
+    return (a.start - b.end).days >= days
 
 
 def within_days(d: FhirDate, today: date, days: int) -> bool:

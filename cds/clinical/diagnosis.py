@@ -79,17 +79,34 @@ def hcc_fact(
     return Fact("hcc", "absent", note="no HCC diagnosis in the record")
 
 
-def other_liver_cancer(conditions: Sequence[Any], terms: Terminology) -> Fact:
-    """An active, confirmed intrahepatic cholangiocarcinoma or combined tumour: not the trial's population."""
-    concept = terms.concept("not_hcc")
+def other_liver_cancer(conditions: Sequence[Any], observations: Sequence[Any], terms: Terminology) -> Fact:
+    """An active, confirmed intrahepatic cholangiocarcinoma or combined tumour, in the problem list or on
+    pathology: not the trial's population."""
+    concept, pathology = terms.concept("not_hcc"), terms.concept("histology_observation")
     evidence = [
         Evidence(reference_of(c), "code", match.detail, condition_onset(c))
         for c in conditions
         if condition_readable(c) and condition_confirmed(c) and condition_active(c)
-        for match in [concept.affirms(c.code)]
+        for match in [concept.affirms(c.code) or _histology_says(c, concept)]
         if match is not None
     ]
+    for obs in observations:
+        if observation_final(obs) and pathology.affirms(obs.code) is not None:
+            match = concept.affirms(obs.valueCodeableConcept, [obs.valueString] if obs.valueString else [])
+            if match is not None:
+                evidence.append(
+                    Evidence(reference_of(obs), "value", f"pathology {match.detail}", observation_date(obs))
+                )
     return Fact("other_liver_cancer", "yes" if evidence else "no", tuple(evidence))
+
+
+def _histology_says(condition: Any, concept: Any) -> Match | None:
+    for extension in condition.extension or ():
+        if extension.url == HISTOLOGY_EXTENSION:
+            match = concept.affirms(extension.valueCodeableConcept)
+            if match is not None:
+                return Match("code", f"histology {match.detail}")
+    return None
 
 
 def recurrence_fact(
@@ -172,6 +189,8 @@ def _recurrence_in_disease_status(
 
 
 def _hcc_match(condition: Any, histology_obs: Evidence | None, terms: Terminology) -> tuple[Match | None, str]:
+    if _histology_says(condition, terms.concept("not_hcc")) is not None:
+        return None, "code"  # the morphology says cholangiocarcinoma or combined, whatever the code
     match = terms.concept("hcc").affirms(condition.code)
     if match is not None:
         return match, "code"

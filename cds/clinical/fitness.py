@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from cds.clinical.criteria import Criteria
-from cds.clinical.dates import FhirDate, within_days
+from cds.clinical.dates import FhirDate, before, within_days
 from cds.clinical.fhirview import observation_date, reference_of, status_code
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
@@ -41,6 +41,7 @@ def child_pugh_fact(
 ) -> Fact:
     """``A5``/``A6``/``A``/``B7``/``B8``/``C``/``decompensated``... or unknown."""
     decompensation = _decompensation(conditions, today, terms, criteria)
+    decompensation += _decompensation_observed(observations, today, terms, criteria)
     if any(e.detail.startswith("decompensation") for e in decompensation):
         return Fact("child_pugh", "decompensated", tuple(decompensation))
     if decompensation:
@@ -50,7 +51,7 @@ def child_pugh_fact(
         for obs, holder in _observations(observations, terms.concept("child_pugh_observation").match)
         for value, detail in [_child_pugh_value(holder)]
         for when in [observation_date(obs)]
-        if value is not None and when is not None
+        if value is not None and when is not None and when.start <= today  # a future date is an error
     )
     return _recent("child_pugh", readings, today, criteria.child_pugh_max_age_days, "Child-Pugh class")
 
@@ -62,9 +63,14 @@ def ecog_fact(observations: Sequence[Any], today: date, terms: Terminology, crit
         for obs, holder in _observations(observations, terms.concept("ecog_observation").match)
         for value in [_ecog_value(holder, terms)]
         for when in [observation_date(obs)]
-        if value is not None and when is not None
+        if value is not None and when is not None and when.start <= today  # a future date is an error
     )
-    return _recent("ecog", readings, today, criteria.ecog_max_age_days, "ECOG performance status")
+    ecog = _recent("ecog", readings, today, criteria.ecog_max_age_days, "ECOG performance status")
+    poor = _poor_karnofsky(observations, today, terms, criteria)
+    if poor is not None and poor.date is not None and (ecog.date is None or not before(poor.date, ecog.date)):
+        note = "Karnofsky 60 or less (ECOG 2 or worse by the usual conversion)"
+        return Fact("ecog", "2", (poor,), note=note, date=poor.date)
+    return ecog
 
 
 def child_pugh_score(value: str) -> int | None:
@@ -141,6 +147,51 @@ def _ecog_value(holder: Any, terms: Terminology) -> str | None:
         return answer[0]
     digits = [int(d) for text in value_texts(holder) for d in _ECOG_DIGIT.findall(text)]
     return str(max(digits)) if digits else None  # "ECOG 1-2" counts as 2: the worse reading decides
+
+
+def _poor_karnofsky(
+    observations: Sequence[Any], today: date, terms: Terminology, criteria: Criteria
+) -> Evidence | None:
+    """The latest recent Karnofsky score of 60 or less, if any."""
+    kps = terms.concept("karnofsky_observation")
+    found: list[tuple[FhirDate, float, Evidence]] = []
+    for obs in observations:
+        score, when = value_number(obs), observation_date(obs)
+        if not observation_final(obs) or kps.affirms(obs.code) is None or score is None or when is None:
+            continue
+        if when.start <= today and within_days(when, today, criteria.ecog_max_age_days):
+            found.append((when, score, Evidence(reference_of(obs), "value", f"Karnofsky {score:g}", when)))
+    if not found:
+        return None
+    _, score, evidence = max(found, key=lambda item: item[0].start)
+    return evidence if score <= 60 else None
+
+
+def _decompensation_observed(
+    observations: Sequence[Any], today: date, terms: Terminology, criteria: Criteria
+) -> list[Evidence]:
+    """Ascites, encephalopathy... reported in an Observation (exam, imaging) within the look-back."""
+    concept, presence = terms.concept("decompensation"), terms.classifier("presence")
+    out = []
+    for obs in observations:
+        when = observation_date(obs)
+        if (
+            not observation_final(obs)
+            or when is None
+            or not within_days(when, today, criteria.decompensation_lookback_days)
+        ):
+            continue
+        strings = value_texts(obs)
+        if concept.affirms(obs.code) is not None:
+            answer = presence.first(obs.valueCodeableConcept, strings)
+            if answer is not None and answer[0] == "positive":
+                out.append(Evidence(reference_of(obs), "value", f"decompensation: {', '.join(strings)}", when))
+            continue
+        match = concept.match_text(strings)
+        if match is not None and not match.negated:
+            label = "decompensation" if match.affirmed else "possible decompensation"
+            out.append(Evidence(reference_of(obs), "value", f"{label}: {match.detail}", when))
+    return out
 
 
 def _decompensation(conditions: Sequence[Any], today: date, terms: Terminology, criteria: Criteria) -> list[Evidence]:

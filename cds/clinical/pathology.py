@@ -152,6 +152,8 @@ def _mvi_answer(
     for clause in (c for text in strings for c in _CLAUSE.split(text) if c.strip()):
         if _LARGE_VESSEL.search(clause):
             continue  # "no large vessel invasion" says nothing about microvascular invasion
+        if terms.qualifiers.is_uncertain(clause):
+            return None, None  # "possibly present", "可疑阳性": not an answer
         grade = terms.classifier("mvi_grade").first(None, [clause])
         if grade is not None:
             grade_found = grade[0]

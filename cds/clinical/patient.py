@@ -48,11 +48,29 @@ def pregnancy_fact(conditions: Sequence[Any], observations: Sequence[Any], today
     presence = terms.classifier("presence")
     for obs in observations:
         when = observation_date(obs)
-        if not observation_final(obs) or when is None or not within_days(when, today, 300) or not test.match(obs.code):
+        recent = when is None or within_days(when, today, 300)  # an undated positive result counts: ask, never guess
+        if not observation_final(obs) or not recent or not test.match(obs.code):
             continue
         strings = value_texts(obs)
         answer = presence.first(obs.valueCodeableConcept, strings)
         pregnant = concept.match(obs.valueCodeableConcept, strings)
-        if (answer and answer[0] == "positive") or (pregnant is not None and not pregnant.negated and answer is None):
+        if (
+            obs.valueBoolean is True
+            or (answer is not None and answer[0] == "positive")
+            or (pregnant is not None and not pregnant.negated and answer is None)
+        ):
             evidence.append(Evidence(reference_of(obs), "value", ", ".join(strings) or "positive", when))
     return Fact("pregnancy", "yes" if evidence else "no", tuple(evidence))
+
+
+def other_cancer_fact(conditions: Sequence[Any], terms: Terminology) -> Fact:
+    """Another active primary cancer (coded in ICD-10 chapter II outside the liver): a caution, not an exclusion."""
+    concept = terms.concept("other_primary_cancer")
+    evidence = [
+        Evidence(reference_of(c), "code", match.detail, condition_date(c))
+        for c in conditions
+        if condition_readable(c) and condition_active(c)
+        for match in [concept.affirms(c.code)]
+        if match is not None
+    ]
+    return Fact("other_cancer", "yes" if evidence else "no", tuple(evidence))

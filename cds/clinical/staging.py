@@ -18,7 +18,7 @@ from datetime import date
 from typing import Any
 
 from cds.clinical.criteria import Criteria
-from cds.clinical.dates import FhirDate, on_or_after, within_days
+from cds.clinical.dates import FhirDate, on_or_after, parse_date, within_days
 from cds.clinical.fhirview import codings, observation_date, reference_of, texts
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
@@ -66,7 +66,10 @@ def stage_fact(
     current = [
         s
         for s in stagings
-        if s.date and on_or_after(s.date, since) and within_days(s.date, today, criteria.staging_max_age_days)
+        if s.date
+        and on_or_after(s.date, since)
+        and s.date.start <= today
+        and within_days(s.date, today, criteria.staging_max_age_days)
     ]
     stale = [s for s in stagings if s not in current]
     if not current:
@@ -81,6 +84,11 @@ def stage_fact(
     if len(values) > 1 or "?" in values:
         return Fact("stage", None, evidence, note="conflicting or doubtful stagings on the same date")
     value = values.pop()
+    earlier = [s for s in current if s.value != value]
+    if value == "B" and earlier:
+        # Staged beyond B since the recurrence, then B again: ask rather than take the last word.
+        note = "stagings since the recurrence disagree: " + "; ".join(s.evidence.describe() for s in earlier)
+        return Fact("stage", None, evidence + tuple(s.evidence for s in earlier), note=note)
     if value == "B" and possible:
         note = "possible portal vein tumour thrombus or spread needs confirmation"
         return Fact("stage", None, evidence + tuple(possible), note=note)
@@ -183,8 +191,44 @@ def _spread(
         when = observation_date(obs)
         if observation_final(obs) and when is not None and on_or_after(when, after_surgery):
             _findings_in_observation(obs, when, findings, terms, definite, possible)
+        elif obs.status in ("preliminary", "final", "amended", "corrected") and _maybe_after(obs, after_surgery):
+            # A preliminary or undated report of spread is not proof, but it is reason to ask.
+            found: list[Evidence] = []
+            _findings_in_observation(obs, when or after_surgery, findings, terms, found, found)
+            possible += found
     possible += _possible_pvtt(conditions, observations, after_surgery, terms)
+    possible += _unspecified_metastasis(conditions, observations, after_surgery, terms)
     return definite, possible
+
+
+def _unspecified_metastasis(
+    conditions: Sequence[Any], observations: Sequence[Any], after_surgery: FhirDate, terms: Terminology
+) -> list[Evidence]:
+    """Metastases mentioned without a site (or only suspected) since the hepatectomy: possible spread."""
+    concept = terms.concept("metastasis_unspecified")
+    out = []
+    for condition in conditions:
+        when = condition_date(condition)
+        if (
+            condition_readable(condition)
+            and condition_active(condition)
+            and (when is None or on_or_after(when, after_surgery))
+        ):
+            match = concept.match(condition.code)
+            if match is not None and not match.negated:
+                out.append(Evidence(reference_of(condition), "code", f"metastasis: {match.detail}", when))
+    for obs in observations:
+        when = observation_date(obs)
+        if observation_final(obs) and when is not None and on_or_after(when, after_surgery):
+            match = concept.match_text(value_texts(obs))
+            if match is not None and not match.negated:
+                out.append(Evidence(reference_of(obs), "value", f"metastasis: {match.detail}", when))
+    return out
+
+
+def _maybe_after(obs: Any, after_surgery: FhirDate) -> bool:
+    when = observation_date(obs) or parse_date(obs.issued)
+    return when is None or on_or_after(when, after_surgery)
 
 
 def _findings_in_observation(

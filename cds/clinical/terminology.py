@@ -19,6 +19,7 @@ from typing import Any
 from cds.clinical.fhirview import codings, describe_coding, texts
 
 _FLAGS = re.IGNORECASE | re.UNICODE
+_WORD_TAIL = re.compile(r"[A-Za-z-]*")
 # Coded elements carry short texts; matching is cut off here so that a pathological string costs bounded time.
 MAX_TEXT = 20_000
 
@@ -54,16 +55,30 @@ class Qualifiers:
     after: tuple[re.Pattern[str], ...] = ()
     scope_end: re.Pattern[str] | None = None
     uncertain: tuple[re.Pattern[str], ...] = ()
+    # Phrases that look like negation but are not ("no change in the PVTT", "癌栓无明显变化"): blanked first.
+    pseudo: tuple[re.Pattern[str], ...] = ()
 
     def qualify(self, clause: str, start: int, end: int) -> tuple[bool, bool]:
-        """``(negated, uncertain)`` for the term at ``clause[start:end]``."""
-        window = clause[max(0, start - 60) : start]
+        """``(negated, uncertain)`` for the term at ``clause[start:end]``; uncertainty wins over negation
+        ("cannot rule out PVTT" is uncertain, not negated)."""
+        if any(p.search(clause) for p in self.uncertain):
+            return False, True
+        tail = _WORD_TAIL.match(clause, end)
+        end += len(tail.group(0)) if tail else 0  # "recurren|ce: absent": the cue follows the whole word
+        window = self._without_pseudo(clause[max(0, start - 60) : start])
         if self.scope_end is not None:
             window = self.scope_end.split(window)[-1]
-        following = clause[end : end + 25]
+        following = self._without_pseudo(clause[end : end + 25])
         negated = any(p.search(window) for p in self.before) or any(p.match(following) for p in self.after)
-        uncertain = any(p.search(clause) for p in self.uncertain)
-        return negated, uncertain
+        return negated, False
+
+    def is_uncertain(self, text: str) -> bool:
+        return any(p.search(text) for p in self.uncertain)
+
+    def _without_pseudo(self, text: str) -> str:
+        for pattern in self.pseudo:
+            text = pattern.sub(lambda m: " " * len(m.group(0)), text)
+        return text
 
 
 @dataclass(frozen=True)
@@ -101,7 +116,11 @@ class Concept:
         codes = list(codings(concept))
         for system, code, display in codes:
             if self.match_coding(system, code):
-                return Match("code", describe_coding(system, code, display))
+                # The words qualify the code: "Suspected HCC" coded C22.0 is not a diagnosis.
+                worded = self.match_text(strings)
+                negated = worded is not None and worded.negated
+                uncertain = self.qualifiers.is_uncertain(" ".join(strings))
+                return Match("code", describe_coding(system, code, display), negated, uncertain)
         if not self.text_overrides_codes and any(system in self.standard_systems for system, _, _ in codes):
             return None
         return self.match_text(strings)
@@ -169,6 +188,7 @@ class Terminology:
     concepts: Mapping[str, Concept]
     classifiers: Mapping[str, Classifier]
     own_tag: tuple[str, str]
+    qualifiers: Qualifiers = Qualifiers()
 
     def concept(self, name: str) -> Concept:
         return self.concepts[name]
@@ -190,6 +210,7 @@ def build_terminology(data: Mapping[str, Any], extensions: Sequence[Mapping[str,
         after=tuple(_compile(p) for p in cues["after"]),
         scope_end=_compile("|".join(f"(?:{p})" for p in cues["scope_end"])),
         uncertain=tuple(_compile(p) for p in cues["uncertain"]),
+        pseudo=tuple(_compile(p) for p in cues["pseudo"]),
     )
     split = re.compile(cues["clause_split"])
     standard = frozenset(uri for alias in merged["standard_systems"]["aliases"] for uri in systems[alias])
@@ -219,7 +240,7 @@ def build_terminology(data: Mapping[str, Any], extensions: Sequence[Mapping[str,
         for name, labels in merged["values"].items()
     }
     tag = merged["own_proposals"]
-    return Terminology(concepts, classifiers, (tag["tag_system"], tag["tag_code"]))
+    return Terminology(concepts, classifiers, (tag["tag_system"], tag["tag_code"]), qualifiers)
 
 
 def _by_system(spec: Mapping[str, Sequence[str]], systems: Mapping[str, Sequence[str]], where: str, kind: Any) -> Any:
