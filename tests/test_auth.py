@@ -71,6 +71,7 @@ def claims(path: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
+# Every test below runs on discovery (checklist 29), the service and feedback (checklist 114).
 def test_es384_and_rs384_tokens_are_accepted_on_every_endpoint(
     client: FlaskClient, es384: SigningKey, rs384: SigningKey, path: str
 ) -> None:
@@ -98,7 +99,9 @@ def test_no_token_is_401(client: FlaskClient, path: str) -> None:
 
 @pytest.mark.parametrize("path", ENDPOINTS)
 def test_alg_none_and_symmetric_algorithms_are_rejected(client: FlaskClient, es384: SigningKey, path: str) -> None:
-    assert_401(call(client, path, unsigned({"alg": "none", "typ": "JWT", "kid": es384.kid}, claims(path))))  # 117
+    assert_401(
+        call(client, path, unsigned({"alg": "none", "typ": "JWT", "kid": es384.kid}, claims(path)))
+    )  # checklist 117
     # The classic confusion attack: HMAC keyed with the issuer's *public* key.
     secret = json.dumps(es384.public_jwk).encode()
     for alg, digest in (("HS256", hashlib.sha256), ("HS384", hashlib.sha384), ("HS512", hashlib.sha512)):
@@ -120,7 +123,9 @@ def test_kid_missing_or_unknown_is_rejected(client: FlaskClient, es384: SigningK
 def test_typ_other_than_jwt_is_rejected_and_absent_typ_accepted(
     client: FlaskClient, es384: SigningKey, path: str
 ) -> None:
-    assert_401(call(client, path, es384.token(PUBLIC_BASE + path, EHR_ISSUER, headers={"typ": "at+jwt"})))  # 121
+    assert_401(
+        call(client, path, es384.token(PUBLIC_BASE + path, EHR_ISSUER, headers={"typ": "at+jwt"}))
+    )  # checklist 121
     without = jwt.encode(claims(path), es384.pem, algorithm="ES384", headers={"kid": es384.kid, "typ": None})
     assert "typ" not in jwt.get_unverified_header(without)
     assert call(client, path, without).status_code == 200
@@ -153,7 +158,9 @@ def test_aud_must_be_the_exact_public_url_of_the_endpoint(client: FlaskClient, e
 def test_configured_audience_alias_is_accepted_for_that_issuer_only(
     client: FlaskClient, es384: SigningKey, rs384: SigningKey
 ) -> None:
-    assert call(client, SERVICE, rs384.token("urn:epic:fixed-audience", EPIC_ISSUER)).status_code == 200  # 148
+    assert (
+        call(client, SERVICE, rs384.token("urn:epic:fixed-audience", EPIC_ISSUER)).status_code == 200
+    )  # checklist 148
     assert_401(call(client, SERVICE, es384.token("urn:epic:fixed-audience", EHR_ISSUER)))
 
 

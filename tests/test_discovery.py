@@ -30,11 +30,16 @@ def test_discovery_lists_the_patient_view_service(cds: CdsCaller) -> None:
     assert service["description"].strip()  # checklist 18
     assert service["title"].strip()  # checklist 20
     assert "name" not in service and "version" not in service and "hookVersion" not in service  # checklist 24
+    assert service.get("usageRequirements", "x")  # checklist 22: absent, never empty
+    ids = [s["id"] for s in body["services"]]
+    assert len(ids) == len(set(ids))  # checklist 30: one entry per id (no per-hook dispatch needed)
 
 
 def test_discovery_prefetch_templates_use_only_2_0_tokens_and_plain_fhir_search(cds: CdsCaller) -> None:
     prefetch = cds.discover().get_json()["services"][0]["prefetch"]
-    assert prefetch and all(isinstance(k, str) and k and isinstance(v, str) and v for k, v in prefetch.items())  # 21
+    assert prefetch and all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in prefetch.items()
+    )  # checklist 21
     for template in prefetch.values():
         tokens = re.findall(r"\{\{([^}]*)\}\}", template)
         assert tokens and set(tokens) <= ALLOWED_TOKENS  # checklist 25, 26

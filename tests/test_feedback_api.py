@@ -72,13 +72,17 @@ def test_override_without_reason_with_comment_only_and_with_bare_coding(app: Fla
     card = shown_card(cds)["uuid"]
     batch = [
         overridden(card, "2026-11-24T10:01:00Z"),  # checklist 109
-        overridden(card, "2026-11-24T10:02:00Z", overrideReason={"userComment": "Re-resection planned"}),  # 110
-        overridden(card, "2026-11-24T10:03:00Z", overrideReason={"reason": {"code": "curative-option"}}),  # 111
+        overridden(
+            card, "2026-11-24T10:02:00Z", overrideReason={"userComment": "Re-resection planned"}
+        ),  # checklist 110
+        overridden(
+            card, "2026-11-24T10:03:00Z", overrideReason={"reason": {"code": "curative-option"}}
+        ),  # checklist 111
         overridden(
             card,
             "2026-11-24T10:04:00Z",
             overrideReason={"reason": {"code": "contraindication", "system": "urn:sortace-cds:override-reason"}},
-        ),  # 111
+        ),  # checklist 111
     ]
     assert cds.feedback({"feedback": batch}).get_json()["stored"] == 4
     rows = stored(app)

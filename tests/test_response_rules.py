@@ -47,7 +47,7 @@ def test_eligible_card_meets_every_card_rule(cds: CdsCaller) -> None:
     assert card["summary"].count(". ") == 0  # checklist 73: a single sentence
     assert card["indicator"] == "info"  # checklist 74
     assert card["source"]["label"] and card["source"]["url"].startswith("https://")  # checklist 75, 77
-    assert "topic" not in card["source"]  # checklist 79 (not used)
+    assert "topic" not in card["source"] and "icon" not in card["source"]  # checklist 78, 79: not used
     assert card["detail"].strip() and "**Why you are seeing this**" in card["detail"]  # checklist 76
     assert card["selectionBehavior"] == "at-most-one"  # checklist 81, 82, 83
     (suggestion,) = card["suggestions"]
@@ -139,11 +139,14 @@ def suggestion(**changes: Any) -> Suggestion:
         (card(selection_behavior="at-most-one"), "suggestions"),  # checklist 84
         (card(suggestions=(suggestion(),), selection_behavior="all"), "selectionBehavior"),  # checklist 82
         (card(suggestions=(suggestion(label=""),), selection_behavior="any"), "label"),  # checklist 85
-        (card(suggestions=(suggestion(actions=(Action("remove", "x"),)),), selection_behavior="any"), "type"),  # 88
+        (
+            card(suggestions=(suggestion(actions=(Action("remove", "x"),)),), selection_behavior="any"),
+            "type",
+        ),  # checklist 88
         (
             card(suggestions=(suggestion(actions=(Action("create", ""),)),), selection_behavior="any"),
             "description",
-        ),  # 89
+        ),  # checklist 89
         (
             card(suggestions=(suggestion(actions=(Action("create", "no resource"),)),), selection_behavior="any"),
             "resource",
@@ -157,6 +160,18 @@ def suggestion(**changes: Any) -> Suggestion:
 def test_response_builder_refuses_a_card_that_breaks_a_rule(bad: Card, problem: str) -> None:
     with pytest.raises(ResponseContractError, match=problem):
         service_response([bad])
+
+
+def test_response_builder_refuses_update_without_a_resource_and_delete_with_one() -> None:
+    update = card(suggestions=(suggestion(actions=(Action("update", "Change the order"),)),), selection_behavior="any")
+    with pytest.raises(ResponseContractError, match="resource"):  # checklist 91
+        service_response([update])
+    delete = card(
+        suggestions=(suggestion(actions=(Action("delete", "Remove", {"resourceType": "ServiceRequest"}),)),),
+        selection_behavior="any",
+    )
+    with pytest.raises(ResponseContractError, match="resourceId"):  # checklist 92
+        service_response([delete])
 
 
 def test_response_builder_refuses_two_recommended_suggestions_under_at_most_one() -> None:

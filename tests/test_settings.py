@@ -87,7 +87,7 @@ def test_bad_configuration_names_the_key(tmp_path: Path, text: str, environ: dic
 @pytest.mark.parametrize(
     ("addition", "message"),
     [
-        ('public_base_url = "http://cds.example.org"', "production requires https"),
+        ('public_base_url = "http://cds.example.org"', "production requires https"),  # checklist 1
         ('[cors]\nallowed_origins = ["*"]', "only in the development profile"),
         ("[auth]\ntrust_dev_issuer = true", "cannot be trusted in production"),
         ("[fhir]\nallow_plain_http_token = true", "never send bearer tokens over http"),
