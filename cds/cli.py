@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except requests.RequestException as exc:
         print(f"sortace-cds: HTTP request failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (``sortace-cds fixtures list | head``): stop quietly, as Unix tools do, and keep
+        # the interpreter from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 

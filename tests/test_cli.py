@@ -42,6 +42,18 @@ def test_evaluate_a_request_file_and_bad_files(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "No such file" in missing.stderr
 
 
+def test_output_piped_into_a_reader_that_stops_early_is_not_a_traceback() -> None:
+    # README: "$cds fixtures list" is the kind of output a user pipes into head.
+    with subprocess.Popen(
+        [sys.executable, "-m", "cds", "fixtures", "list"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as listing:
+        assert listing.stdout is not None and listing.stderr is not None
+        listing.stdout.close()  # the reader is gone before the first line is written
+        stderr = listing.stderr.read().decode()
+        assert listing.wait(timeout=60) == 1
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+
+
 def test_fixtures_list_and_request() -> None:
     listing = cds("fixtures", "list").stdout
     assert "eligible-icd10-loinc" in listing and "not-applicable" in listing
