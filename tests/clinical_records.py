@@ -16,19 +16,23 @@ from cds.knowledge import Knowledge, load_knowledge
 from cds.record import MODELS
 from cds.settings import ClinicalSettings
 
+# The code systems as the fixture patients write them; the tests import them from here.
+from fhir_fixtures.generate import (  # noqa: F401
+    CPT,
+    ICD9CM,
+    ICD10CM,
+    ICD10PCS,
+    ICDO3,
+    LOCAL,
+    LOINC,
+    NCIT,
+    RXNORM,
+    SNOMED,
+)
+
 TODAY = date(2026, 11, 24)
 PID = "p1"
-SNOMED = "http://snomed.info/sct"
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-ICD10PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
-ICD9CM = "http://hl7.org/fhir/sid/icd-9-cm"
-ICDO3 = "http://terminology.hl7.org/CodeSystem/icd-o-3"
-LOINC = "http://loinc.org"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-CPT = "http://www.ama-assn.org/go/cpt"
-NCIT = "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl"
-LOCAL = "urn:oid:1.2.3.4"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"  # WHO ICD-10: the fixtures use only the US edition
 _KNOWLEDGE: Knowledge | None = None
 
 

@@ -51,25 +51,15 @@ def test_the_wheel_carries_content_and_runs_without_the_checkout(tmp_path: Path)
     zipfile.ZipFile(wheel).extractall(unpacked)
     env = {**os.environ, "PYTHONPATH": str(unpacked)}
     env = {k: v for k, v in env.items() if not k.startswith("SORTACE_")}
-    result = subprocess.run(
-        [sys.executable, "-c", "import cds, sys; print(cds.__file__)"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+
+    def python(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args], env=env, cwd=tmp_path, capture_output=True, text=True, check=True, timeout=60
+        )
+
+    result = python("-c", "import cds, sys; print(cds.__file__)")
     assert result.stdout.startswith(str(unpacked))  # the wheel's code, not the checkout's
-    evaluated = subprocess.run(
-        [sys.executable, "-m", "cds", "evaluate", str(FIXTURES / "eligible-icd10-loinc.json")],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
+    evaluated = python("-m", "cds", "evaluate", str(FIXTURES / "eligible-icd10-loinc.json"))
     assert json.loads(evaluated.stdout)["cards"][0]["summary"].startswith("Consider sorafenib")
 
 

@@ -196,16 +196,16 @@ def _spread(
             found: list[Evidence] = []
             _findings_in_observation(obs, when or after_surgery, findings, terms, found, found)
             possible += found
-    possible += _possible_pvtt(conditions, observations, after_surgery, terms)
-    possible += _unspecified_metastasis(conditions, observations, after_surgery, terms)
+    # Portal vein thrombosis not said to be tumour, and metastases without a site: reason to ask.
+    for name, label in (("portal_vein_thrombosis", "portal vein thrombosis"), ("metastasis_unspecified", "metastasis")):
+        possible += _mentions_since(terms.concept(name), label, conditions, observations, after_surgery)
     return definite, possible
 
 
-def _unspecified_metastasis(
-    conditions: Sequence[Any], observations: Sequence[Any], after_surgery: FhirDate, terms: Terminology
+def _mentions_since(
+    concept: Concept, label: str, conditions: Sequence[Any], observations: Sequence[Any], after_surgery: FhirDate
 ) -> list[Evidence]:
-    """Metastases mentioned without a site (or only suspected) since the hepatectomy: possible spread."""
-    concept = terms.concept("metastasis_unspecified")
+    """Active Conditions and final Observations since the hepatectomy that mention ``concept`` without negating it."""
     out = []
     for condition in conditions:
         when = condition_date(condition)
@@ -216,13 +216,13 @@ def _unspecified_metastasis(
         ):
             match = concept.match(condition.code)
             if match is not None and not match.negated:
-                out.append(Evidence(reference_of(condition), "code", f"metastasis: {match.detail}", when))
+                out.append(Evidence(reference_of(condition), "code", f"{label}: {match.detail}", when))
     for obs in observations:
         when = observation_date(obs)
         if observation_final(obs) and when is not None and on_or_after(when, after_surgery):
             match = concept.match_text(value_texts(obs))
             if match is not None and not match.negated:
-                out.append(Evidence(reference_of(obs), "value", f"metastasis: {match.detail}", when))
+                out.append(Evidence(reference_of(obs), "value", f"{label}: {match.detail}", when))
     return out
 
 
@@ -263,29 +263,3 @@ def _findings_in_observation(
             written = abbreviation.match_text(value_texts(holder))
             if written is not None and written.affirmed:
                 possible.append(Evidence(reference_of(obs), "value", f"'MVI' after surgery: {written.detail}", when))
-
-
-def _possible_pvtt(
-    conditions: Sequence[Any], observations: Sequence[Any], after_surgery: FhirDate, terms: Terminology
-) -> list[Evidence]:
-    concept = terms.concept("portal_vein_thrombosis")
-    out = []
-    for condition in conditions:
-        when = condition_date(condition)
-        match = concept.match(condition.code)
-        if (
-            match is not None
-            and not match.negated
-            and condition_readable(condition)
-            and condition_active(condition)
-            and (when is None or on_or_after(when, after_surgery))
-        ):
-            out.append(Evidence(reference_of(condition), "code", f"portal vein thrombosis: {match.detail}", when))
-    for obs in observations:
-        when = observation_date(obs)
-        if not observation_final(obs) or when is None or not on_or_after(when, after_surgery):
-            continue
-        match = concept.match_text(value_texts(obs))
-        if match is not None and not match.negated:
-            out.append(Evidence(reference_of(obs), "value", f"portal vein thrombosis: {match.detail}", when))
-    return out
