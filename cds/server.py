@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import ssl
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -19,7 +20,7 @@ from cds.devkeys import ensure_dev_keys
 from cds.knowledge import load_knowledge
 from cds.logs import configure_logging
 from cds.services import load_services
-from cds.settings import SANDBOX_ISSUER, Settings, SettingsError
+from cds.settings import SANDBOX_ISSUER, ServerSettings, Settings, SettingsError
 from cds.store.sql import SqlStore
 
 log = logging.getLogger("cds.server")
@@ -58,9 +59,26 @@ def _is_sandbox(iss: str, jwks_url: str | None) -> bool:
     return iss.rstrip("/") == SANDBOX_ISSUER or host in iss or host in (jwks_url or "")
 
 
+def check_tls(server: ServerSettings) -> None:
+    """Load the TLS files once, so that a wrong path or key stops start-up with one clear message.
+
+    :raise SettingsError: when a certificate, key or client CA cannot be loaded.
+    """
+    if server.tls_certificate is None:
+        return
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(server.tls_certificate, server.tls_private_key)
+        if server.tls_client_ca:
+            context.load_verify_locations(server.tls_client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"server TLS files cannot be used: {exc}") from None
+
+
 def preflight(settings: Settings) -> None:
     """Everything that can fail at start-up, done once in the master."""
     check_bind(settings)
+    check_tls(settings.server)
     settings.data_path.mkdir(parents=True, exist_ok=True)
     knowledge = load_knowledge(settings.clinical)
     load_card_content(knowledge.terminology.own_tag, knowledge.criteria)
@@ -102,7 +120,17 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "logconfig_dict": _log_config(settings.log_level),
         "control_socket_disable": True,
         "proc_name": "sortace-cds",
+        **_tls_options(settings.server),
     }
+
+
+def _tls_options(server: ServerSettings) -> dict[str, Any]:
+    if server.tls_certificate is None:
+        return {}
+    options: dict[str, Any] = {"certfile": server.tls_certificate, "keyfile": server.tls_private_key}
+    if server.tls_client_ca:
+        options |= {"ca_certs": server.tls_client_ca, "cert_reqs": ssl.CERT_REQUIRED}
+    return options
 
 
 def serve(settings: Settings) -> None:

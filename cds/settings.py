@@ -64,6 +64,12 @@ class ServerSettings:
     graceful_timeout_seconds: int = 20
     # Bind to a non-loopback address even with auth off or the public Sandbox key trusted.
     force_insecure_bind: bool = False
+    # TLS served by gunicorn itself (PEM files), for deployments without a TLS proxy in front.
+    tls_certificate: str | None = None
+    tls_private_key: str | None = None
+    # Mutual TLS (optional in CDS Hooks): callers must also present a certificate issued by this CA (PEM bundle).
+    # It adds to JWT authentication; it does not replace it.
+    tls_client_ca: str | None = None
 
 
 @dataclass(frozen=True)
@@ -275,7 +281,8 @@ def _join(where: str, name: str) -> str:
 
 
 def _resolve_derived(settings: Settings) -> Settings:
-    base = settings.public_base_url or f"http://{_url_host(settings.server.host)}:{settings.server.port}"
+    scheme = "https" if settings.server.tls_certificate else "http"
+    base = settings.public_base_url or f"{scheme}://{_url_host(settings.server.host)}:{settings.server.port}"
     database_url = settings.feedback.database_url or f"sqlite:///{Path(settings.data_dir).resolve() / 'sortace.db'}"
     return dataclasses.replace(
         settings,
@@ -293,6 +300,9 @@ def _url_host(host: str) -> str:
 def _check(settings: Settings) -> None:
     if not settings.public_base_url.startswith(("http://", "https://")):
         raise SettingsError("public_base_url: must be an absolute http(s) URL")
+    server = settings.server
+    if (server.tls_private_key or server.tls_client_ca) and not server.tls_certificate:
+        raise SettingsError("server.tls_certificate: required with server.tls_private_key or server.tls_client_ca")
     for issuer in settings.auth.issuers:
         sources = [s for s in (issuer.jwks_url, issuer.jwks_file, issuer.jwks) if s]
         if len(sources) != 1 and not (issuer.jku_allowlist and not sources):

@@ -244,17 +244,52 @@ class PostgresServer:
         self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop")
 
 
+def write_config(directory: Path, port: int, key: SigningKey, database: str | None = None, **extra: str) -> Path:
+    """A development config for ``serve`` trusting ``key`` as the EHR; ``extra`` lines go into the last table."""
+    jwks = directory / "ehr-jwks.json"
+    jwks.write_text(json.dumps(key.jwks()))
+    lines = [
+        'profile = "development"',
+        f'public_base_url = "http://127.0.0.1:{port}"',
+        f'data_dir = "{directory / "data"}"',
+        "[server]",
+        f"port = {port}",
+        "workers = 2",
+        "threads = 8",
+        "[auth]",
+        'replay_cache = "database"',
+        "[[auth.issuers]]",
+        f'iss = "{EHR_ISSUER}"',
+        f'jwks_file = "{jwks}"',
+        'fhir_servers = ["http://127.0.0.1:*"]',
+    ]
+    if database:
+        lines += ["[feedback]", f'database_url = "{database}"']
+    lines += [f"{k} = {v}" for k, v in extra.items()]
+    config = directory / "sortace.toml"
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def signed(key: SigningKey, base: str, path: str) -> dict[str, str]:
+    """Headers of a JSON call to ``base + path`` signed by the EHR key."""
+    return {"Authorization": f"Bearer {key.token(base + path, EHR_ISSUER)}", "Content-Type": "application/json"}
+
+
 class LiveService:
     """``sortace-cds serve`` as a real process (gunicorn, 2 workers) with its own config and data directory."""
 
-    def __init__(self, config: Path, data_dir: Path, port: int, log: Path) -> None:
-        self.config, self.data_dir, self.port, self.log = config, data_dir, port, log
+    def __init__(
+        self, config: Path, data_dir: Path, port: int, log: Path, tls: Mapping[str, Any] | None = None
+    ) -> None:
+        """``tls``: the ``requests`` arguments (``verify``, ``cert``) of a caller the service accepts over https."""
+        self.config, self.data_dir, self.port, self.log, self.tls = config, data_dir, port, log, tls
         LOG_FILES.append(log)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> None:
         env = {**os.environ, "SORTACE_CONFIG": str(self.config)}
@@ -267,7 +302,7 @@ class LiveService:
             if self.process.poll() is not None:
                 raise RuntimeError(f"serve exited: {self.log.read_text()[-2000:]}")
             try:
-                if requests.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{self.base}/healthz", timeout=1, **(self.tls or {})).status_code == 200:
                     return
             except requests.ConnectionError:
                 pass

@@ -15,33 +15,16 @@ import pytest
 import requests
 
 from cds.store.sql import SqlStore
-from tests.support import EHR_ISSUER, SERVICE_ID, LiveService, SigningKey, fixture_request, free_port
-
-
-def write_config(directory: Path, port: int, key: SigningKey, database: str | None = None, **extra: str) -> Path:
-    jwks = directory / "ehr-jwks.json"
-    jwks.write_text(json.dumps(key.jwks()))
-    lines = [
-        'profile = "development"',
-        f'public_base_url = "http://127.0.0.1:{port}"',
-        f'data_dir = "{directory / "data"}"',
-        "[server]",
-        f"port = {port}",
-        "workers = 2",
-        "threads = 8",
-        "[auth]",
-        'replay_cache = "database"',
-        "[[auth.issuers]]",
-        f'iss = "{EHR_ISSUER}"',
-        f'jwks_file = "{jwks}"',
-        'fhir_servers = ["http://127.0.0.1:*"]',
-    ]
-    if database:
-        lines += ["[feedback]", f'database_url = "{database}"']
-    lines += [f"{k} = {v}" for k, v in extra.items()]
-    config = directory / "sortace.toml"
-    config.write_text("\n".join(lines) + "\n")
-    return config
+from tests.support import (
+    EHR_ISSUER,
+    SERVICE_ID,
+    LiveService,
+    SigningKey,
+    fixture_request,
+    free_port,
+    signed,
+    write_config,
+)
 
 
 @pytest.fixture
@@ -51,10 +34,6 @@ def live(tmp_path: Path, es384: SigningKey) -> Iterator[LiveService]:
     service.start()
     yield service
     service.stop()
-
-
-def signed(key: SigningKey, base: str, path: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key.token(base + path, EHR_ISSUER)}", "Content-Type": "application/json"}
 
 
 def test_the_service_answers_over_real_http(live: LiveService, es384: SigningKey) -> None:
