@@ -17,7 +17,6 @@ from cds.errors import UnknownService
 from cds.feedback import parse_feedback
 from cds.hook import HookRuntime, run_hook
 from cds.hookrequest import parse_json_body
-from cds.response import discovery_response
 from cds.services import ServiceDefinition
 
 log = logging.getLogger("cds.api")
@@ -54,8 +53,7 @@ def _service(service_id: str) -> ServiceDefinition:
 
 @blueprint.get("/cds-services")
 def discovery() -> Response:
-    services: dict[str, ServiceDefinition] = current_app.extensions["sortace.services"]
-    return _json(discovery_response(s.discovery_entry() for s in services.values()))
+    return Response(current_app.extensions["sortace.discovery"], mimetype="application/json")
 
 
 @blueprint.post("/cds-services/<service_id>")

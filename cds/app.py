@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import requests
 from flask import Flask, Response
 
 from cds import api
@@ -17,11 +16,13 @@ from cds.cards import load_card_content
 from cds.cors import init_cors
 from cds.devkeys import dev_issuer
 from cds.errors import register_error_handlers
-from cds.fhirclient import new_session, refuse_cookies
+from cds.fhirclient import new_session
+from cds.files import create_once
 from cds.hook import HookRuntime
 from cds.knowledge import load_knowledge
 from cds.record import Preselector
 from cds.replay import MemoryReplayCache, ReplayCache
+from cds.response import discovery_response
 from cds.services import load_services
 from cds.settings import Settings, load_settings
 from cds.store.sql import SqlStore
@@ -43,7 +44,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("cds")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.extensions["sortace.runtime"] = runtime
-    app.extensions["sortace.services"] = {s.id: s for s in load_services()}
+    services = load_services()
+    app.extensions["sortace.services"] = {s.id: s for s in services}
+    # Discovery never changes while the process runs: build and check it once.
+    discovery = discovery_response(s.discovery_entry() for s in services)
+    app.extensions["sortace.discovery"] = json.dumps(discovery, sort_keys=True)
     app.extensions["sortace.authenticator"] = _authenticator(settings, store)
     register_error_handlers(app)
     init_cors(app, settings.cors)
@@ -75,23 +80,11 @@ def _authenticator(settings: Settings, store: SqlStore) -> Authenticator | None:
     if settings.auth.trust_dev_issuer:
         issuers = (*issuers, dev_issuer(settings.data_path, settings.auth.dev_issuer_fhir_servers))
     replay: ReplayCache = store if settings.auth.replay_cache == "database" else MemoryReplayCache()
-    session = requests.Session()
-    session.trust_env = False
-    refuse_cookies(session)
-    return Authenticator(settings.auth, issuers, replay, session)
+    # Key sets are fetched like FHIR pages: no cookies, no proxies or credentials from the environment.
+    return Authenticator(settings.auth, issuers, replay, new_session(settings.fhir))
 
 
 def _local_secret(path: Path) -> bytes:
-    """A random key kept in the data directory: created once, owner-readable, safe when workers start together."""
-    if not path.exists():
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-        try:
-            os.link(tmp, path)  # atomic; fails if another worker won the race
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+    """A random key kept in the data directory, created by whichever worker starts first."""
+    create_once(path, secrets.token_hex(32).encode())
     return path.read_text(encoding="utf-8").strip().encode()

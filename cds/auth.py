@@ -42,8 +42,6 @@ class Caller:
 
     issuer: str
     fhir_servers: tuple[str, ...]
-    subject: str | None = None
-    tenant: str | None = None
 
 
 class Authenticator:
@@ -108,7 +106,7 @@ class Authenticator:
         # Remember the jti as long as the token is accepted at all, leeway included.
         if not self._replay.claim_jti(issuer.iss, jti, float(claims["exp"]) + self._settings.leeway_seconds):
             raise Unauthorized("replayed jti", issuer.iss)
-        return Caller(issuer.iss, issuer.fhir_servers, claims.get("sub"), claims.get("tenant"))
+        return Caller(issuer.iss, issuer.fhir_servers)
 
     def _key(self, issuer: IssuerSettings, jku: object, kid: str) -> jwt.PyJWK:
         if jku is not None:

@@ -44,3 +44,16 @@ def error_diagnostics(outcome: Any) -> str | None:
         )
         texts.append(str(text)[:200] if text else "no diagnostics")
     return "; ".join(texts)
+
+
+def prefetch_value(query: str, resources: list[dict[str, Any]]) -> Any:
+    """What an EHR puts under a prefetch key for ``query``: a read's resource (None when there is none), or a
+    search's ``searchset`` Bundle."""
+    if "?" not in query:
+        return resources[0] if resources else None
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r, "search": {"mode": "match"}} for r in resources],
+    }

@@ -49,16 +49,9 @@ class CardContent:
     medication_order: Mapping[str, Any]
     service_order: Mapping[str, Any]
     own_tag: tuple[str, str]
+    links: tuple[Link, ...]
+    override_reasons: tuple[Coding, ...]
     defaults: str = ""
-
-    @property
-    def links(self) -> tuple[Link, ...]:
-        return tuple(Link(link["label"], link["url"]) for link in self.texts["links"])
-
-    @property
-    def override_reasons(self) -> tuple[Coding, ...]:
-        system = self.texts["override_reason_system"]["system"]
-        return tuple(Coding(system, r["code"], r["display"]) for r in self.texts["override_reasons"])
 
 
 @dataclass(frozen=True)
@@ -83,6 +76,11 @@ def load_card_content(own_tag: tuple[str, str], criteria: Criteria) -> CardConte
         medication_order=_order_template("orders/medicationrequest.json"),
         service_order=_order_template("orders/servicerequest.json"),
         own_tag=own_tag,
+        links=tuple(Link(link["label"], link["url"]) for link in texts["links"]),
+        override_reasons=tuple(
+            Coding(texts["override_reason_system"]["system"], r["code"], r["display"])
+            for r in texts["override_reasons"]
+        ),
         defaults=_defaults(texts["eligible"]["defaults"], criteria),
     )
     longest = sorted((m["label"] for m in texts["missing"].values()), key=len)[-2:]

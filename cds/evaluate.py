@@ -35,7 +35,7 @@ def evaluate_file(settings: Settings, path: Path, today: date | None, user_id: s
     except CdsError as exc:
         return exc.status_code, operation_outcome(exc.issues), f"HTTP {exc.status_code}: {exc.message}"
     finally:
-        runtime.executor.shutdown(wait=False)
+        runtime.close()
     assessment = result.assessment
     codes = [f.code for f in (*assessment.exclusions, *assessment.missing, *assessment.cautions)]
     note = f"outcome: {assessment.outcome.value} as of {assessment.today}" + (f" ({', '.join(codes)})" if codes else "")

@@ -22,7 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from cds.bundles import entries, error_diagnostics, next_link
-from cds.httpbody import BodyError, read_body
+from cds.httpbody import BodyError, media_type, read_body
 from cds.settings import FhirSettings, Secret
 from cds.urls import same_server
 
@@ -47,7 +47,7 @@ class FetchResult:
 def new_session(settings: FhirSettings) -> requests.Session:
     """The process's pooled HTTP session for FHIR servers: no cookies, no proxies from the environment."""
     session = requests.Session()
-    refuse_cookies(session)
+    _refuse_cookies(session)
     adapter = HTTPAdapter(pool_connections=settings.pool_size, pool_maxsize=settings.pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -55,7 +55,7 @@ def new_session(settings: FhirSettings) -> requests.Session:
     return session
 
 
-def refuse_cookies(session: requests.Session) -> None:
+def _refuse_cookies(session: requests.Session) -> None:
     """Never keep cookies: a server session opened for one EHR user must not carry over to another call."""
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
 
@@ -157,9 +157,9 @@ class FhirClient:
                 content = read_body(response, self._deadline, self._settings.max_response_bytes)
             except BodyError as exc:
                 raise FhirError(f"the FHIR server's answer failed: {exc}") from exc
-            media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if media_type not in (FHIR_JSON, "application/json", "application/json+fhir"):
-            raise FhirError(f"the FHIR server answered {media_type or 'no content type'}, not FHIR JSON")
+            content_type = media_type(response.headers.get("Content-Type"))
+        if content_type not in (FHIR_JSON, "application/json", "application/json+fhir"):
+            raise FhirError(f"the FHIR server answered {content_type or 'no content type'}, not FHIR JSON")
         try:
             body = json.loads(content)
         except (ValueError, RecursionError) as exc:
@@ -187,10 +187,9 @@ def _raise_if_error(outcome: dict[str, Any]) -> None:
 
 def _describe_failure(status_code: int, headers: Mapping[str, str], content: bytes) -> str:
     status = f"HTTP {status_code}"
-    media_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
     if not content:
         return f"the FHIR server answered {status} with an empty body"
-    if "html" in media_type or content.lstrip()[:1] == b"<":
+    if "html" in media_type(headers.get("Content-Type")) or content.lstrip()[:1] == b"<":
         return f"the FHIR server answered {status} with an HTML page"
     try:
         body = json.loads(content)

@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from cds.bundles import prefetch_value
 from cds.devkeys import sign_dev
 from cds.fhirclient import FhirClient, FhirError, new_session
 from cds.hookrequest import HookRequest
@@ -52,14 +53,7 @@ def build_prefetch(
             result = client.fetch(query)
         except FhirError:
             continue  # like the Sandbox: a key it cannot fill is left out
-        if "?" not in query:
-            prefetch[key.name] = result.resources[0] if result.resources else None
-        else:
-            prefetch[key.name] = {
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "entry": [{"resource": r, "search": {"mode": "match"}} for r in result.resources],
-            }
+        prefetch[key.name] = prefetch_value(query, result.resources)
     return prefetch
 
 

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cds.bundles import entries
+from cds.bundles import entries, prefetch_value
 from cds.clinical.dates import parse_date
 from cds.services import ServiceDefinition
 
@@ -37,10 +37,6 @@ DATE_KEYS = frozenset(
         "timestamp",
     }
 )
-
-
-def default_directory() -> Path:
-    return Path.cwd() / "fhir_fixtures"
 
 
 def load_manifest(directory: Path) -> dict[str, Any]:
@@ -123,16 +119,7 @@ def prefetch_from(
     for key in service.prefetch:
         if keys is not None and key.name not in keys:
             continue
-        found = by_type.get(key.resource_type, [])
-        if "?" not in key.template:
-            out[key.name] = found[0] if found else None
-        else:
-            out[key.name] = {
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "total": len(found),
-                "entry": [{"resource": r, "search": {"mode": "match"}} for r in found],
-            }
+        out[key.name] = prefetch_value(key.template, by_type.get(key.resource_type, []))
     return out
 
 

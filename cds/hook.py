@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -51,7 +50,6 @@ class HookRuntime:
     executor: Executor
     store: SqlStore | None
     patient_hash_key: bytes
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def close(self) -> None:
         """Release the process's pools (database, HTTP, threads); for tests and orderly shutdown."""
@@ -64,9 +62,7 @@ class HookRuntime:
 @dataclass(frozen=True)
 class HookResult:
     response: dict[str, Any]
-    request: HookRequest
     assessment: Assessment
-    cards: tuple[Card, ...]
     suppressed: str | None = None
 
 
@@ -90,17 +86,18 @@ def run_hook(
             f"patient: {exc}",
             [Issue(f"prefetch key 'patient': {exc}", code="incomplete", expression="prefetch.patient")],
         ) from exc
-    now = runtime.clock()
+    now = datetime.now(UTC)
     today = today or now.date()
     knowledge = runtime.knowledge
     assessment = assess(data, today, knowledge.terminology, knowledge.criteria)
     context = CardContext(request.patient_id, request.user_id, today)
     cards = build_cards(assessment, context, runtime.content, lambda: str(uuid.uuid4()))
     key = patient_key(runtime.patient_hash_key, caller.issuer, request.patient_id)
-    suppressed = _suppressed(assessment, cards, service, key, now, runtime) if cards else None
+    digest = assessment.digest() if cards and runtime.store is not None else ""
+    suppressed = _suppressed(assessment, cards, digest, service, key, now, runtime) if cards else None
     shown = () if suppressed else tuple(cards)
     response = service_response(shown)
-    _record(shown, assessment, request, service, caller, key, now, runtime)
+    _record(shown, digest, request, service, caller, key, now, runtime)
     log.info(
         "hook answered",
         extra={
@@ -115,11 +112,17 @@ def run_hook(
             "ms": round((time.monotonic() - started) * 1000, 1),
         },
     )
-    return HookResult(response, request, assessment, shown, suppressed)
+    return HookResult(response, assessment, suppressed)
 
 
 def _suppressed(
-    assessment: Assessment, cards: list[Card], service: ServiceDefinition, key: str, now: datetime, runtime: HookRuntime
+    assessment: Assessment,
+    cards: list[Card],
+    digest: str,
+    service: ServiceDefinition,
+    key: str,
+    now: datetime,
+    runtime: HookRuntime,
 ) -> str | None:
     if assessment.own_proposal is not None:
         return f"SOR-TACE proposal already in the record ({assessment.own_proposal.reference})"
@@ -131,14 +134,14 @@ def _suppressed(
     except SQLAlchemyError as exc:
         log.error("suppression look-up failed; showing the card", extra={"error_type": type(exc).__name__})
         return None
-    if assessment.digest() in digests:
+    if digest in digests:
         return "overridden for this patient within the suppression window; facts unchanged"
     return None
 
 
 def _record(
     cards: tuple[Card, ...],
-    assessment: Assessment,
+    digest: str,
     request: HookRequest,
     service: ServiceDefinition,
     caller: Caller,
@@ -152,10 +155,10 @@ def _record(
         LedgerEntry(
             card_uuid=card.uuid,
             service_id=service.id,
-            hook_instance=request.hook_instance.replace("\x00", ""),
+            hook_instance=request.hook_instance,
             issuer=caller.issuer,
             kind=card.kind,
-            fact_digest=assessment.digest(),
+            fact_digest=digest,
             patient_key=key,
             suggestion_uuids=tuple(s.uuid for s in card.suggestions),
             created_at=now,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cds.errors import InvalidRequest, Issue
+from cds.httpbody import media_type
 from cds.services import ServiceDefinition
 from cds.settings import Secret
 from cds.validation import schema_issues
@@ -66,11 +67,9 @@ def parse_json_body(body: bytes, content_type: str | None) -> Any:
 
     :raise InvalidRequest: the media type is not JSON or the body does not parse.
     """
-    media_type = (content_type or "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
-        shown = media_type or "none"
+    received = media_type(content_type)
+    if received != "application/json" and not (received.startswith("application/") and received.endswith("+json")):
+        shown = received or "none"
         raise InvalidRequest(
             f"Content-Type must be application/json (got {shown})",
             [Issue(f"Content-Type must be application/json (got {shown})", code="not-supported")],

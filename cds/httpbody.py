@@ -1,4 +1,4 @@
-"""Read an HTTP response body within a deadline and a size cap.
+"""Read an HTTP body: its media type, and a response body within a deadline and a size cap.
 
 A socket read timeout bounds each read, not the whole body: a server that sends one byte at a time could hold a
 thread for as long as it likes, and a huge body would be loaded whole into memory. Reading in the chunks the
@@ -11,6 +11,11 @@ import time
 
 import requests
 import urllib3
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a ``Content-Type`` header, lowercased and without parameters ("" when absent)."""
+    return (content_type or "").split(";")[0].strip().lower()
 
 
 class BodyError(Exception):

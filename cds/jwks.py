@@ -36,20 +36,18 @@ class KeySource:
         name: str,
         cache_seconds: float,
         cooldown_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load = load
         self.name = name
         self._cache_seconds = cache_seconds
         self._cooldown = cooldown_seconds
-        self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
         self._loaded_at: float | None = None
         self._lock = threading.Lock()
 
     def key(self, kid: str) -> jwt.PyJWK | None:
         with self._lock:
-            now = self._clock()
+            now = time.monotonic()
             stale = self._loaded_at is None or now - self._loaded_at >= self._cache_seconds
             unknown = kid not in self._keys and (self._loaded_at is None or now - self._loaded_at >= self._cooldown)
             if stale or unknown:

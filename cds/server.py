@@ -15,13 +15,8 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from cds.app import create_app
-from cds.cards import load_card_content
-from cds.devkeys import ensure_dev_keys
-from cds.knowledge import load_knowledge
 from cds.logs import configure_logging
-from cds.services import load_services
 from cds.settings import SANDBOX_ISSUER, ServerSettings, Settings, SettingsError
-from cds.store.sql import SqlStore
 
 log = logging.getLogger("cds.server")
 
@@ -76,18 +71,12 @@ def check_tls(server: ServerSettings) -> None:
 
 
 def preflight(settings: Settings) -> None:
-    """Everything that can fail at start-up, done once in the master."""
+    """Everything that can fail at start-up, done once in the master: the checks of a public bind, then the
+    application built exactly as each worker will build it (content, store migration, secrets, development keys),
+    and released before the workers are forked."""
     check_bind(settings)
     check_tls(settings.server)
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    knowledge = load_knowledge(settings.clinical)
-    load_card_content(knowledge.terminology.own_tag, knowledge.criteria)
-    load_services()
-    SqlStore.open(settings.feedback.database_url).close()
-    if settings.auth.mode == "jwt" and settings.auth.trust_dev_issuer:
-        ensure_dev_keys(settings.data_path)
-    if settings.auth.mode == "off":
-        log.warning("AUTHENTICATION IS OFF: any caller is trusted; use only for local experiments")
+    create_app(settings).extensions["sortace.runtime"].close()
 
 
 class ServiceApplication(BaseApplication):  # type: ignore[misc]

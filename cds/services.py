@@ -45,9 +45,6 @@ class ServiceDefinition:
             "prefetch": {key.name: key.template for key in self.prefetch},
         }
 
-    def key(self, name: str) -> PrefetchKey | None:
-        return next((k for k in self.prefetch if k.name == name), None)
-
 
 def load_services() -> tuple[ServiceDefinition, ...]:
     """Read ``cards/service.toml`` and check its discovery entry against the discovery schema.

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import Engine, create_engine, delete, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -110,7 +110,7 @@ class SqlStore:
             {
                 "card_uuid": e.card_uuid,
                 "service_id": e.service_id,
-                "hook_instance": e.hook_instance[:200],
+                "hook_instance": e.hook_instance.replace("\x00", "")[:200],  # PostgreSQL text cannot hold NUL
                 "issuer": e.issuer,
                 "kind": e.kind,
                 "fact_digest": e.fact_digest,
@@ -200,13 +200,6 @@ class SqlStore:
     def feedback_rows(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(select(feedback).order_by(feedback.c.id))]
-
-    def counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            return {
-                "cards": conn.scalar(select(func.count()).select_from(card_ledger)) or 0,
-                "feedback": conn.scalar(select(func.count()).select_from(feedback)) or 0,
-            }
 
 
 def patient_key(secret: bytes, issuer: str, patient_id: str) -> str:
