@@ -156,7 +156,7 @@ def _eligible_card(
 
 def _information_card(assessment: Assessment, content: CardContent, new_uuid: Callable[[], str]) -> Card:
     texts = content.texts
-    missing = _unique(assessment.missing)
+    missing = assessment.missing
     labels = [texts["missing"][f.code]["label"] for f in missing]
     found = "\n".join(
         _found_line(assessment.facts[name], content)
@@ -241,16 +241,6 @@ def _cautions_section(cautions: Sequence[Finding], templates: Mapping[str, str])
         return ""
     lines = [f"- {templates[c.code].format(detail=md(c.detail))}" for c in cautions]
     return "\n**Cautions**\n" + "\n".join(lines) + "\n"
-
-
-def _unique(findings: Sequence[Finding]) -> list[Finding]:
-    seen: set[str] = set()
-    out = []
-    for finding in findings:
-        if finding.code not in seen:
-            seen.add(finding.code)
-            out.append(finding)
-    return out
 
 
 def _order(

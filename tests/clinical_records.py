@@ -7,7 +7,7 @@ the pure core. Dates are days before ``TODAY``.
 from __future__ import annotations
 
 import copy
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from cds.clinical.assessment import assess
@@ -16,8 +16,9 @@ from cds.knowledge import Knowledge, load_knowledge
 from cds.record import MODELS
 from cds.settings import ClinicalSettings
 
-# The code systems as the fixture patients write them; the tests import them from here.
+# The date, code systems and builders as the fixture patients use them; the tests import them from here.
 from fhir_fixtures.generate import (  # noqa: F401
+    AS_OF,
     CPT,
     ICD9CM,
     ICD10CM,
@@ -28,9 +29,11 @@ from fhir_fixtures.generate import (  # noqa: F401
     NCIT,
     RXNORM,
     SNOMED,
+    ago,
+    concept,
 )
 
-TODAY = date(2026, 11, 24)
+TODAY = AS_OF
 PID = "p1"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"  # WHO ICD-10: the fixtures use only the US edition
 _KNOWLEDGE: Knowledge | None = None
@@ -43,17 +46,9 @@ def knowledge() -> Knowledge:
     return _KNOWLEDGE
 
 
-def ago(days: int) -> str:
-    return (TODAY - timedelta(days=days)).isoformat()
-
-
 def cc(system: str | None = None, code: str | None = None, text: str | None = None, display: str | None = None) -> dict:
-    out: dict[str, Any] = {}
-    if code:
-        out["coding"] = [{"system": system, "code": code, **({"display": display} if display else {})}]
-    if text:
-        out["text"] = text
-    return out
+    """A CodeableConcept, text before display (the tests mostly write text)."""
+    return concept(system, code, display, text)
 
 
 def status(system: str, code: str) -> dict:

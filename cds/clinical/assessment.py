@@ -20,7 +20,7 @@ from typing import Any
 
 from cds.clinical.criteria import Criteria
 from cds.clinical.dates import FhirDate
-from cds.clinical.diagnosis import HccCondition, find_hcc, hcc_fact, other_liver_cancer, recurrence_fact
+from cds.clinical.diagnosis import HccCondition, hcc_diagnosis, other_liver_cancer, recurrence_fact
 from cds.clinical.fitness import child_pugh_fact, child_pugh_score, ecog_fact
 from cds.clinical.medications import medication_exposure
 from cds.clinical.model import Assessment, Fact, Finding, Outcome, PatientData
@@ -45,8 +45,7 @@ DATA_NEEDED = {
 def assess(data: PatientData, today: date, terms: Terminology, criteria: Criteria) -> Assessment:
     """Decide whether the SOR-TACE evidence applies to this patient, with the facts and records behind it."""
     facts: dict[str, Fact] = {}
-    hcc = find_hcc(data.conditions, data.observations, terms)
-    facts["hcc"] = hcc_fact(hcc, data.conditions, data.observations, terms)
+    hcc, facts["hcc"] = hcc_diagnosis(data.conditions, data.observations, terms)
     facts["other_liver_cancer"] = other_liver_cancer(data.conditions, data.observations, terms)
     resection, facts["resection"] = find_resection(data.procedures, terms)
     facts["deceased"] = deceased_fact(data.patient)
@@ -196,7 +195,7 @@ def _cautions(facts: dict[str, Fact], criteria: Criteria, hcc: Sequence[HccCondi
     other = facts["other_cancer"]
     if other.value == "yes":
         out.append(Finding("other-cancer", "; ".join(e.detail for e in other.evidence), other.evidence))
-    fibrolamellar = [h.evidence for h in hcc if h.confirmed and "253018005" in h.evidence.detail]
+    fibrolamellar = [h.evidence for h in hcc if h.confirmed and h.fibrolamellar]
     if fibrolamellar:
         out.append(Finding("fibrolamellar", "fibrolamellar HCC (SNOMED CT 253018005)", tuple(fibrolamellar)))
     return out

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 Precision = Literal["year", "month", "day"]
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 _RANK = {"year": 0, "month": 1, "day": 2}
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,3 +100,12 @@ def age_range(birth: FhirDate, today: date) -> tuple[int, int]:
 
 def _age(born: date, today: date) -> int:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def latest(items: Iterable[T], date_of: Callable[[T], FhirDate | None]) -> list[T]:
+    """The dated items of the newest day: every one of them, because readings of the same day may disagree."""
+    dated = [(item, when) for item in items if (when := date_of(item)) is not None]
+    if not dated:
+        return []
+    newest = max(when.start for _, when in dated)
+    return [item for item, when in dated if when.start == newest]

@@ -24,7 +24,6 @@ from cds.clinical.dates import FhirDate, at_least_days_after, before
 from cds.clinical.fhirview import observation_date, reference_of, status_code, texts
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
-    IGNORED_VERIFICATION,
     condition_active,
     condition_confirmed,
     condition_onset,
@@ -42,14 +41,18 @@ class HccCondition:
     condition: Any
     evidence: Evidence
     confirmed: bool
+    fibrolamellar: bool
 
     @property
     def reference(self) -> str:
         return reference_of(self.condition)
 
 
-def find_hcc(conditions: Sequence[Any], observations: Sequence[Any], terms: Terminology) -> list[HccCondition]:
-    """Every readable Condition that records HCC."""
+def hcc_diagnosis(
+    conditions: Sequence[Any], observations: Sequence[Any], terms: Terminology
+) -> tuple[list[HccCondition], Fact]:
+    """Every readable Condition that records HCC, and whether HCC is confirmed (by a confirmed Condition, or by
+    HCC histology on pathology that no refuted diagnosis contradicts)."""
     histology_obs = _hcc_histology_observation(observations, terms)
     found: list[HccCondition] = []
     for condition in conditions:
@@ -59,17 +62,17 @@ def find_hcc(conditions: Sequence[Any], observations: Sequence[Any], terms: Term
         if match is None:
             continue
         evidence = Evidence(reference_of(condition), element, match.detail, condition_onset(condition))
-        found.append(HccCondition(condition, evidence, condition_confirmed(condition)))
-    return found
+        fibrolamellar = terms.concept("fibrolamellar_hcc").affirms(condition.code) is not None
+        found.append(HccCondition(condition, evidence, condition_confirmed(condition), fibrolamellar))
+    return found, _hcc_fact(found, histology_obs, conditions, terms)
 
 
-def hcc_fact(
-    hcc: Sequence[HccCondition], conditions: Sequence[Any], observations: Sequence[Any], terms: Terminology
+def _hcc_fact(
+    hcc: Sequence[HccCondition], histology: Evidence | None, conditions: Sequence[Any], terms: Terminology
 ) -> Fact:
     confirmed = [h for h in hcc if h.confirmed]
     if confirmed:
         return Fact("hcc", "confirmed", tuple(h.evidence for h in confirmed))
-    histology = _hcc_histology_observation(observations, terms)
     if histology and not _refuted_hcc(conditions, terms):
         return Fact("hcc", "confirmed", (histology,))
     if hcc:
@@ -105,7 +108,7 @@ def _histology_says(condition: Any, concept: Any) -> Match | None:
         if extension.url == HISTOLOGY_EXTENSION:
             match = concept.affirms(extension.valueCodeableConcept)
             if match is not None:
-                return Match("code", f"histology {match.detail}")
+                return Match(f"histology {match.detail}")
     return None
 
 
@@ -199,14 +202,12 @@ def _hcc_match(condition: Any, histology_obs: Evidence | None, terms: Terminolog
         return None, "code"
     worded = terms.concept("hcc").match_text(texts(condition.code))
     if worded is not None and worded.affirmed:
-        return Match("code", f"{unspecified.detail} worded as HCC {worded.detail}"), "code"
-    for extension in condition.extension or ():
-        if extension.url == HISTOLOGY_EXTENSION:
-            histology = terms.concept("hcc_histology").affirms(extension.valueCodeableConcept)
-            if histology is not None:
-                return Match("code", f"{unspecified.detail} with histology {histology.detail}"), "extension[histology]"
+        return Match(f"{unspecified.detail} worded as HCC {worded.detail}"), "code"
+    histology = _histology_says(condition, terms.concept("hcc_histology"))
+    if histology is not None:
+        return Match(f"{unspecified.detail} with {histology.detail}"), "extension[histology]"
     if histology_obs is not None:
-        return Match("code", f"{unspecified.detail} with HCC histology in {histology_obs.reference}"), "code"
+        return Match(f"{unspecified.detail} with HCC histology in {histology_obs.reference}"), "code"
     return None, "code"
 
 
@@ -247,6 +248,4 @@ def _hcc_histology_observation(observations: Sequence[Any], terms: Terminology) 
 
 def _refuted_hcc(conditions: Sequence[Any], terms: Terminology) -> bool:
     hcc = terms.concept("hcc")
-    return any(
-        status_code(c.verificationStatus) in IGNORED_VERIFICATION and hcc.match(c.code) is not None for c in conditions
-    )
+    return any(not condition_readable(c) and hcc.match(c.code) is not None for c in conditions)

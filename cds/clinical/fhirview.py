@@ -84,12 +84,3 @@ def observation_date(obs: Any) -> FhirDate | None:
     """When the observation applies (``effective[x]``). ``issued`` is when it was entered, which for back-entered
     results is much later: it would make old staging or an old ECOG look current."""
     return first_date(obs.effectiveDateTime, obs.effectivePeriod, obs.effectiveInstant)
-
-
-def observation_value_texts(obs: Any) -> list[str]:
-    """Every textual form of an Observation's value (string, concept text/displays)."""
-    out: list[str] = []
-    if obs.valueString:
-        out.append(obs.valueString)
-    out.extend(texts(obs.valueCodeableConcept))
-    return out

@@ -15,13 +15,13 @@ from datetime import date
 from typing import Any
 
 from cds.clinical.criteria import Criteria
-from cds.clinical.dates import FhirDate, before, within_days
+from cds.clinical.dates import FhirDate, before, latest, within_days
 from cds.clinical.fhirview import observation_date, reference_of, status_code
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
-    condition_active,
     condition_date,
-    condition_readable,
+    condition_mention,
+    finding_in,
     observation_final,
     observation_parts,
     value_number,
@@ -46,24 +46,30 @@ def child_pugh_fact(
         return Fact("child_pugh", "decompensated", tuple(decompensation))
     if decompensation:
         return Fact("child_pugh", None, tuple(decompensation), note="possible decompensation needs confirmation")
-    readings = _latest(
-        (value, Evidence(reference_of(obs), "value", detail, when), when)
-        for obs, holder in _observations(observations, terms.concept("child_pugh_observation").match)
-        for value, detail in [_child_pugh_value(holder)]
-        for when in [observation_date(obs)]
-        if value is not None and when is not None and when.start <= today  # a future date is an error
+    readings = latest(
+        (
+            (value, Evidence(reference_of(obs), "value", detail, when), when)
+            for obs, holder in _observations(observations, terms.concept("child_pugh_observation").match)
+            for value, detail in [_child_pugh_value(holder)]
+            for when in [observation_date(obs)]
+            if value is not None and when is not None and when.start <= today  # a future date is an error
+        ),
+        _reading_date,
     )
     return _recent("child_pugh", readings, today, criteria.child_pugh_max_age_days, "Child-Pugh class")
 
 
 def ecog_fact(observations: Sequence[Any], today: date, terms: Terminology, criteria: Criteria) -> Fact:
     """The most recent ECOG performance status (``0``-``5``) within the allowed age, or unknown."""
-    readings = _latest(
-        (value, Evidence(reference_of(obs), "value", f"ECOG {value}", when), when)
-        for obs, holder in _observations(observations, terms.concept("ecog_observation").match)
-        for value in [_ecog_value(holder, terms)]
-        for when in [observation_date(obs)]
-        if value is not None and when is not None and when.start <= today  # a future date is an error
+    readings = latest(
+        (
+            (value, Evidence(reference_of(obs), "value", f"ECOG {value}", when), when)
+            for obs, holder in _observations(observations, terms.concept("ecog_observation").match)
+            for value in [_ecog_value(holder, terms)]
+            for when in [observation_date(obs)]
+            if value is not None and when is not None and when.start <= today  # a future date is an error
+        ),
+        _reading_date,
     )
     ecog = _recent("ecog", readings, today, criteria.ecog_max_age_days, "ECOG performance status")
     poor = _poor_karnofsky(observations, today, terms, criteria)
@@ -91,12 +97,8 @@ def _observations(observations: Sequence[Any], matches: Any) -> list[tuple[Any, 
     return out
 
 
-def _latest(readings: Any) -> list[tuple[str, Evidence, FhirDate]]:
-    items = list(readings)
-    if not items:
-        return []
-    newest = max(when.start for _, _, when in items)
-    return [item for item in items if item[2].start == newest]
+def _reading_date(reading: tuple[str, Evidence, FhirDate]) -> FhirDate:
+    return reading[2]
 
 
 def _recent(name: str, readings: list[tuple[str, Evidence, FhirDate]], today: date, max_days: int, label: str) -> Fact:
@@ -182,15 +184,12 @@ def _decompensation_observed(
         ):
             continue
         strings = value_texts(obs)
-        if concept.affirms(obs.code) is not None:
-            answer = presence.first(obs.valueCodeableConcept, strings)
-            if answer is not None and answer[0] == "positive":
-                out.append(Evidence(reference_of(obs), "value", f"decompensation: {', '.join(strings)}", when))
-            continue
-        match = concept.match_text(strings)
-        if match is not None and not match.negated:
-            label = "decompensation" if match.affirmed else "possible decompensation"
-            out.append(Evidence(reference_of(obs), "value", f"{label}: {match.detail}", when))
+        found = finding_in(concept, presence, obs.code, obs, strings)
+        if found is not None:
+            match, coded = found
+            label = "decompensation" if coded or match.affirmed else "possible decompensation"
+            detail = ", ".join(strings) if coded else match.detail  # a coded finding: quote its answer
+            out.append(Evidence(reference_of(obs), "value", f"{label}: {detail}", when))
     return out
 
 
@@ -198,14 +197,12 @@ def _decompensation(conditions: Sequence[Any], today: date, terms: Terminology, 
     concept = terms.concept("decompensation")
     out = []
     for condition in conditions:
-        if not condition_readable(condition) or not condition_active(condition):
-            continue
-        match = concept.match(condition.code)
+        match = condition_mention(condition, concept)
         when = condition_date(condition)
         # An explicitly active problem counts however old; one without a status only within the look-back.
         explicit = status_code(condition.clinicalStatus) is not None
         recent = explicit or when is None or within_days(when, today, criteria.decompensation_lookback_days)
-        if match is not None and not match.negated and recent:
+        if match is not None and recent:
             label = "decompensation" if match.affirmed else "possible decompensation"
             out.append(Evidence(reference_of(condition), "code", f"{label}: {match.detail}", when))
     return out

@@ -19,9 +19,8 @@ from cds.clinical.model import Evidence, Fact
 from cds.clinical.terminology import Terminology
 
 CURRENT_REQUEST = frozenset({"active", "on-hold"})
-EARLIER_REQUEST = frozenset({"completed", "stopped", "unknown"})
 CURRENT_STATEMENT = frozenset({"active", "intended", "on-hold"})
-EARLIER_STATEMENT = frozenset({"completed", "stopped", "unknown"})
+EARLIER = frozenset({"completed", "stopped", "unknown"})  # the same codes for requests and statements
 NOT_ORDERED_INTENTS = frozenset({"proposal", "plan"})
 
 
@@ -44,8 +43,8 @@ def medication_exposure(requests: Sequence[Any], statements: Sequence[Any], term
                 own = own or Evidence(reference_of(resource), "meta.tag", "SOR-TACE proposal from this service")
             continue
         concept, names = _medication(resource)
-        known = terms.concept("sorafenib").match(concept, names) if concept is not None else None
-        if not names and not texts(concept) and known is None:
+        match = terms.concept("sorafenib").match(concept, names)
+        if not names and not texts(concept) and match is None:
             if when_status:
                 unidentified.append(reference_of(resource))  # a code we cannot name, or a bare reference
             continue
@@ -57,7 +56,6 @@ def medication_exposure(requests: Sequence[Any], statements: Sequence[Any], term
             getattr(resource, "effectivePeriod", None),
             getattr(resource, "dateAsserted", None),
         )
-        match = terms.concept("sorafenib").match(concept, names)
         if match and not match.negated:  # a doubtful mention ("sorafenib?") still counts as possible exposure
             sorafenib[when_status].append(
                 Evidence(reference_of(resource), "medication", f"{match.detail} ({resource.status})", when)
@@ -80,24 +78,14 @@ def _exposures(requests: Sequence[Any], statements: Sequence[Any]) -> list[tuple
     """Each record with "current", "earlier" or None (not an exposure: draft, cancelled, not taken...)."""
     out: list[tuple[Any, str | None]] = []
     for request in requests:
-        kind = None
-        if request.intent not in NOT_ORDERED_INTENTS:
-            kind = (
-                "current"
-                if request.status in CURRENT_REQUEST
-                else "earlier"
-                if request.status in EARLIER_REQUEST
-                else None
-            )
-        out.append((request, kind))
-    for statement in statements:
-        kind = (
-            "current"
-            if statement.status in CURRENT_STATEMENT
-            else ("earlier" if statement.status in EARLIER_STATEMENT else None)
-        )
-        out.append((statement, kind))
+        ordered = request.intent not in NOT_ORDERED_INTENTS
+        out.append((request, _when(request.status, CURRENT_REQUEST) if ordered else None))
+    out.extend((statement, _when(statement.status, CURRENT_STATEMENT)) for statement in statements)
     return out
+
+
+def _when(status: str | None, current: frozenset[str]) -> str | None:
+    return "current" if status in current else "earlier" if status in EARLIER else None
 
 
 def _is_own(resource: Any, terms: Terminology) -> bool:

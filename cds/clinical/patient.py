@@ -9,7 +9,7 @@ from typing import Any
 from cds.clinical.dates import age_range, parse_date, within_days
 from cds.clinical.fhirview import observation_date, reference_of
 from cds.clinical.model import Evidence, Fact
-from cds.clinical.records import condition_active, condition_date, condition_readable, observation_final, value_texts
+from cds.clinical.records import condition_date, condition_mention, observation_final, value_texts
 from cds.clinical.terminology import Terminology
 
 
@@ -40,9 +40,9 @@ def pregnancy_fact(conditions: Sequence[Any], observations: Sequence[Any], today
     concept = terms.concept("pregnancy")
     evidence = []
     for condition in conditions:
-        match = concept.match(condition.code)
+        match = condition_mention(condition, concept)
         # A possible pregnancy counts too: sorafenib is never proposed when pregnancy is in doubt.
-        if match and not match.negated and condition_readable(condition) and condition_active(condition):
+        if match is not None:
             evidence.append(Evidence(reference_of(condition), "code", match.detail, condition_date(condition)))
     test = terms.concept("pregnancy_observation")
     presence = terms.classifier("presence")
@@ -69,8 +69,7 @@ def other_cancer_fact(conditions: Sequence[Any], terms: Terminology) -> Fact:
     evidence = [
         Evidence(reference_of(c), "code", match.detail, condition_date(c))
         for c in conditions
-        if condition_readable(c) and condition_active(c)
-        for match in [concept.affirms(c.code)]
-        if match is not None
+        for match in [condition_mention(c, concept)]
+        if match is not None and match.affirmed
     ]
     return Fact("other_cancer", "yes" if evidence else "no", tuple(evidence))

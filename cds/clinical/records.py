@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cds.clinical.dates import FhirDate
 from cds.clinical.fhirview import first_date, status_code
+from cds.clinical.terminology import Classifier, Concept, Match
 
 IGNORED_VERIFICATION = frozenset({"entered-in-error", "refuted"})
 UNCONFIRMED_VERIFICATION = frozenset({"unconfirmed", "provisional", "differential"})
@@ -36,6 +37,17 @@ def condition_active(condition: Any) -> bool:
         return False
     status = status_code(condition.clinicalStatus)
     return status is None or status in ACTIVE_CLINICAL
+
+
+def condition_mention(condition: Any, concept: Concept) -> Match | None:
+    """How an active, readable Condition's code names ``concept``; None when it does not or says it is absent.
+
+    Doubtful mentions ("suspected PVTT") are returned: callers decide whether they count or prompt a question.
+    """
+    if not condition_readable(condition) or not condition_active(condition):
+        return None
+    match = concept.match(condition.code)
+    return None if match is None or match.negated else match
 
 
 def condition_onset(condition: Any) -> FhirDate | None:
@@ -71,7 +83,7 @@ def observation_parts(obs: Any) -> Iterator[tuple[Any, Any]]:
 
 
 def value_texts(holder: Any) -> list[str]:
-    """The textual forms of a ``value[x]``: string, CodeableConcept text and displays, boolean."""
+    """The textual forms of a ``value[x]``: string, CodeableConcept text and displays (not a boolean)."""
     out: list[str] = []
     if getattr(holder, "valueString", None):
         out.append(holder.valueString)
@@ -81,6 +93,21 @@ def value_texts(holder: Any) -> list[str]:
             out.append(concept.text)
         out.extend(c.display for c in concept.coding or () if c.display)
     return out
+
+
+def finding_in(
+    concept: Concept, presence: Classifier, code: Any, holder: Any, strings: Sequence[str]
+) -> tuple[Match, bool] | None:
+    """A finding in one Observation part, and whether it was coded.
+
+    Coded ("ascites: present"): ``(the positive answer, True)``. Written in the value ("PVTT in the right portal
+    vein"): ``(the mention, False)`` unless negated; a doubtful mention is returned for the caller to weigh.
+    """
+    if concept.affirms(code) is not None:
+        answer = presence.first(getattr(holder, "valueCodeableConcept", None), strings)
+        return (answer[1], True) if answer is not None and answer[0] == "positive" else None
+    mention = concept.match_text(strings)
+    return (mention, False) if mention is not None and not mention.negated else None
 
 
 def value_number(holder: Any) -> float | None:

@@ -18,16 +18,17 @@ from datetime import date
 from typing import Any
 
 from cds.clinical.criteria import Criteria
-from cds.clinical.dates import FhirDate, on_or_after, parse_date, within_days
+from cds.clinical.dates import FhirDate, latest, on_or_after, parse_date, within_days
 from cds.clinical.fhirview import codings, observation_date, reference_of, texts
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
-    condition_active,
     condition_date,
+    condition_mention,
     condition_onset,
-    condition_readable,
+    finding_in,
     observation_final,
     observation_parts,
+    observation_preliminary,
     value_texts,
 )
 from cds.clinical.terminology import Concept, Terminology
@@ -77,10 +78,9 @@ def stage_fact(
         if stale:
             note += " (stale: " + "; ".join(s.evidence.describe() for s in stale) + ")"
         return Fact("stage", None, note=note)
-    latest_day = max(s.date.start for s in current if s.date)
-    latest = [s for s in current if s.date and s.date.start == latest_day]
-    values = {s.value for s in latest}
-    evidence = tuple(s.evidence for s in latest)
+    newest = latest(current, lambda s: s.date)
+    values = {s.value for s in newest}
+    evidence = tuple(s.evidence for s in newest)
     if len(values) > 1 or "?" in values:
         return Fact("stage", None, evidence, note="conflicting or doubtful stagings on the same date")
     value = values.pop()
@@ -92,8 +92,8 @@ def stage_fact(
     if value == "B" and possible:
         note = "possible portal vein tumour thrombus or spread needs confirmation"
         return Fact("stage", None, evidence + tuple(possible), note=note)
-    mapped = next((s.mapped for s in latest if s.mapped), None)
-    return Fact("stage", value, evidence, date=latest[0].date, note=f"mapped from {mapped}" if mapped else None)
+    mapped = next((s.mapped for s in newest if s.mapped), None)
+    return Fact("stage", value, evidence, date=newest[0].date, note=f"mapped from {mapped}" if mapped else None)
 
 
 def _condition_stagings(
@@ -178,20 +178,18 @@ def _spread(
     )
     for condition in conditions:
         when = condition_date(condition)
-        if not condition_readable(condition) or not condition_active(condition):
-            continue
         for concept, what in findings:
-            match = concept.match(condition.code)
+            match = condition_mention(condition, concept)
             # Active spread counts whenever recorded; vascular invasion once the resected tumour is gone.
             recent = what == "extrahepatic spread" or when is None or on_or_after(when, after_surgery)
-            if match is not None and not match.negated and recent:
+            if match is not None and recent:
                 evidence = Evidence(reference_of(condition), "code", f"{what}: {match.detail}", when)
                 (definite if match.affirmed else possible).append(evidence)
     for obs in observations:
         when = observation_date(obs)
         if observation_final(obs) and when is not None and on_or_after(when, after_surgery):
             _findings_in_observation(obs, when, findings, terms, definite, possible)
-        elif obs.status in ("preliminary", "final", "amended", "corrected") and _maybe_after(obs, after_surgery):
+        elif (observation_final(obs) or observation_preliminary(obs)) and _maybe_after(obs, after_surgery):
             # A preliminary or undated report of spread is not proof, but it is reason to ask.
             found: list[Evidence] = []
             _findings_in_observation(obs, when or after_surgery, findings, terms, found, found)
@@ -209,14 +207,9 @@ def _mentions_since(
     out = []
     for condition in conditions:
         when = condition_date(condition)
-        if (
-            condition_readable(condition)
-            and condition_active(condition)
-            and (when is None or on_or_after(when, after_surgery))
-        ):
-            match = concept.match(condition.code)
-            if match is not None and not match.negated:
-                out.append(Evidence(reference_of(condition), "code", f"{label}: {match.detail}", when))
+        match = condition_mention(condition, concept)
+        if match is not None and (when is None or on_or_after(when, after_surgery)):
+            out.append(Evidence(reference_of(condition), "code", f"{label}: {match.detail}", when))
     for obs in observations:
         when = observation_date(obs)
         if observation_final(obs) and when is not None and on_or_after(when, after_surgery):
@@ -239,27 +232,16 @@ def _findings_in_observation(
     definite: list[Evidence],
     possible: list[Evidence],
 ) -> None:
-    presence = terms.classifier("presence")
+    presence, abbreviation = terms.classifier("presence"), terms.concept("mvi_abbreviation")
     for code, holder in observation_parts(obs):
+        strings = value_texts(holder)
         for concept, what in findings:
-            if concept.affirms(code) is not None:
-                # A coded finding ("large vessel invasion: present"): read its answer.
-                answer = presence.first(getattr(holder, "valueCodeableConcept", None), value_texts(holder))
-                if answer and answer[0] == "positive":
-                    definite.append(Evidence(reference_of(obs), "value", f"{what}: {answer[1].detail}", when))
-                continue
-            # A finding written in the value ("PVTT in the right portal vein").
-            match = concept.match_text(value_texts(holder))
-            if match is not None and not match.negated:
+            found = finding_in(concept, presence, code, holder, strings)
+            if found is not None:
+                match, coded = found
                 evidence = Evidence(reference_of(obs), "value", f"{what}: {match.detail}", when)
-                (definite if match.affirmed else possible).append(evidence)
+                (definite if coded or match.affirmed else possible).append(evidence)
         # "MVI" after surgery (imaging, not the specimen) may well mean macrovascular invasion.
-        abbreviation = terms.concept("mvi_abbreviation")
-        if abbreviation.affirms(code) is not None:
-            answer = presence.first(getattr(holder, "valueCodeableConcept", None), value_texts(holder))
-            if answer and answer[0] == "positive":
-                possible.append(Evidence(reference_of(obs), "value", f"'MVI' after surgery: {answer[1].detail}", when))
-        else:
-            written = abbreviation.match_text(value_texts(holder))
-            if written is not None and written.affirmed:
-                possible.append(Evidence(reference_of(obs), "value", f"'MVI' after surgery: {written.detail}", when))
+        found = finding_in(abbreviation, presence, code, holder, strings)
+        if found is not None and (found[1] or found[0].affirmed):
+            possible.append(Evidence(reference_of(obs), "value", f"'MVI' after surgery: {found[0].detail}", when))

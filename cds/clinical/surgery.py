@@ -15,9 +15,8 @@ from cds.clinical.dates import FhirDate, on_or_after
 from cds.clinical.fhirview import reference_of
 from cds.clinical.model import Evidence, Fact
 from cds.clinical.records import (
-    condition_active,
     condition_date,
-    condition_readable,
+    condition_mention,
     procedure_completed,
     procedure_date,
 )
@@ -71,8 +70,8 @@ def transplant_fact(conditions: Sequence[Any], procedures: Sequence[Any], terms:
             evidence.append(Evidence(reference_of(procedure), "code", match.detail, procedure_date(procedure)))
     status_concept = terms.concept("liver_transplant_status")
     for condition in conditions:
-        match = status_concept.affirms(condition.code)
-        if condition_readable(condition) and condition_active(condition) and match:
+        match = condition_mention(condition, status_concept)
+        if match is not None and match.affirmed:
             evidence.append(Evidence(reference_of(condition), "code", match.detail, condition_date(condition)))
     return Fact("transplant", "yes" if evidence else "no", tuple(evidence))
 

@@ -30,9 +30,8 @@ def normalize_code(code: str) -> str:
 
 @dataclass(frozen=True)
 class Match:
-    """What matched: a coding (``kind == 'code'``) or a phrase in the text, and how the text qualified it."""
+    """What matched (a coding, or a phrase in the text) and how the text qualified it."""
 
-    kind: str
     detail: str
     negated: bool = False
     uncertain: bool = False
@@ -111,19 +110,21 @@ class Concept:
         ``text_overrides_codes``.
         """
         strings = [*texts(concept), *extra_texts]
-        if self.excluded(strings):
-            return None
         codes = list(codings(concept))
         for system, code, display in codes:
             if self.match_coding(system, code):
+                if self.excluded(strings):
+                    return None
                 # The words qualify the code: "Suspected HCC" coded C22.0 is not a diagnosis.
                 worded = self.match_text(strings)
                 negated = worded is not None and worded.negated
                 uncertain = self.qualifiers.is_uncertain(" ".join(strings))
-                return Match("code", describe_coding(system, code, display), negated, uncertain)
+                return Match(describe_coding(system, code, display), negated, uncertain)
         if not self.text_overrides_codes and any(system in self.standard_systems for system, _, _ in codes):
             return None
-        return self.match_text(strings)
+        # Exclusions are looked for only once something matched: most concepts match nothing in most records.
+        found = self.match_text(strings)
+        return None if found is None or self.excluded(strings) else found
 
     def affirms(self, concept: Any, extra_texts: Sequence[str] = ()) -> Match | None:
         """The match only if it is affirmed (not negated, not uncertain)."""
@@ -142,7 +143,7 @@ class Concept:
                     if any(p.search(clause) for p in self.exclude_text):
                         break
                     negated, uncertain = self.qualifiers.qualify(clause, found.start(), found.end())
-                    match = Match("text", f"'{clause.strip()[:120]}'", negated, uncertain)
+                    match = Match(f"'{clause.strip()[:120]}'", negated, uncertain)
                     if match.affirmed:
                         return match
                     if fallback is None or (fallback.negated and not match.negated):
